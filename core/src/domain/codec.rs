@@ -1,0 +1,385 @@
+//! How typed records meet automerge documents written by more than one kind of client.
+//!
+//! The JavaScript automerge library writes a plain string as a `Text` object and an integral
+//! number as a signed int; it can also write `ImmutableString` scalars, `Date` timestamps and
+//! floats. Rust code through autosurgeon writes scalar strings and (for unsigned fields)
+//! unsigned ints. A record must read the same whichever client wrote it, so every load goes
+//! through [`Reader`], which presents the document in one canonical shape:
+//!
+//! - a `Text` object reads as a scalar string with the same content;
+//! - a uint, a timestamp and a float with an integral value read as a signed int;
+//! - `null` reads as an absent key, so `null` and absence both mean "no value" for
+//!   optional fields and "empty" for lists.
+//!
+//! Every save goes through [`Writer`], which writes that canonical shape (scalar strings,
+//! signed ints, absent keys for `None`) but never rewrites a value a reader would see as
+//! unchanged. Without that rule, saving a record loaded from a JavaScript client would replace
+//! every `Text` object by an equal scalar, producing a change on every field and losing
+//! concurrent character edits made by that client.
+//!
+//! Always use the `load`/`save` functions of the records (or [`super::Record`]); calling
+//! `autosurgeon::hydrate` directly skips this normalisation and fails on `Text` strings.
+
+use std::borrow::Cow;
+use std::ops::RangeBounds;
+
+use automerge::{self as am, AutomergeError, ObjId, ObjType, ScalarValue, Value};
+use autosurgeon::{Doc, ReadDoc};
+
+/// A read-only view of a document in the canonical shape described in the module docs.
+#[derive(Debug)]
+pub(crate) struct Reader<'d, D>(pub(crate) &'d D);
+
+/// A writable view of a document that reads canonically and skips invisible rewrites.
+#[derive(Debug)]
+pub(crate) struct Writer<'d, D>(pub(crate) &'d mut D);
+
+/// Turns the raw value at a property into the canonical shape.
+fn canonical<'a, D: ReadDoc>(
+    doc: &'a D,
+    found: Option<(Value<'a>, ObjId)>,
+) -> Result<Option<(Value<'a>, ObjId)>, AutomergeError> {
+    Ok(match found {
+        Some((Value::Object(ObjType::Text), id)) => {
+            let text = doc.text(&id)?;
+            Some((Value::Scalar(Cow::Owned(ScalarValue::from(text))), id))
+        }
+        // `null` reads as absent: optional fields and lists then take their defaults.
+        Some((Value::Scalar(scalar), _)) if matches!(scalar.as_ref(), ScalarValue::Null) => None,
+        Some((Value::Scalar(scalar), id)) => Some((Value::Scalar(canonical_scalar(scalar)), id)),
+        other => other,
+    })
+}
+
+fn canonical_scalar(scalar: Cow<'_, ScalarValue>) -> Cow<'_, ScalarValue> {
+    let as_int = match scalar.as_ref() {
+        ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+        ScalarValue::Timestamp(t) => Some(*t),
+        ScalarValue::F64(f) => integral_f64(*f),
+        _ => None,
+    };
+    match as_int {
+        Some(i) => Cow::Owned(ScalarValue::Int(i)),
+        None => scalar,
+    }
+}
+
+/// JavaScript has only one number type; a float that holds an integer is an integer.
+fn integral_f64(f: f64) -> Option<i64> {
+    // 2^53: beyond it a float no longer holds every integer exactly.
+    const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
+    if f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT_LIMIT {
+        // The range check above makes this conversion exact.
+        Some(f as i64)
+    } else {
+        None
+    }
+}
+
+macro_rules! canonical_read_doc {
+    ($ty:ident) => {
+        impl<D: ReadDoc> ReadDoc for $ty<'_, D> {
+            type Parents<'a>
+                = D::Parents<'a>
+            where
+                Self: 'a;
+
+            fn get_heads(&self) -> Vec<am::ChangeHash> {
+                self.0.get_heads()
+            }
+
+            fn get<P: Into<am::Prop>>(
+                &self,
+                obj: &ObjId,
+                prop: P,
+            ) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError> {
+                let found = self.0.get(obj, prop)?;
+                canonical(&*self.0, found)
+            }
+
+            fn object_type<O: AsRef<ObjId>>(&self, obj: O) -> Option<am::ObjType> {
+                self.0.object_type(obj)
+            }
+
+            fn map_range<'a, O, R>(&'a self, obj: O, range: R) -> am::iter::MapRange<'a>
+            where
+                R: RangeBounds<String> + 'a,
+                O: AsRef<ObjId>,
+                R: RangeBounds<String>,
+            {
+                self.0.map_range(obj, range)
+            }
+
+            fn list_range<O: AsRef<ObjId>, R: RangeBounds<usize>>(
+                &self,
+                obj: O,
+                range: R,
+            ) -> am::iter::ListRange<'_> {
+                self.0.list_range(obj, range)
+            }
+
+            fn length<O: AsRef<ObjId>>(&self, obj: O) -> usize {
+                self.0.length(obj)
+            }
+
+            fn text<O: AsRef<ObjId>>(&self, obj: O) -> Result<String, AutomergeError> {
+                self.0.text(obj)
+            }
+
+            fn parents<O: AsRef<ObjId>>(
+                &self,
+                obj: O,
+            ) -> Result<Self::Parents<'_>, AutomergeError> {
+                self.0.parents(obj)
+            }
+
+            fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+    };
+}
+
+canonical_read_doc!(Reader);
+canonical_read_doc!(Writer);
+
+impl<D: Doc> Writer<'_, D> {
+    /// True when putting `value` at `(obj, prop)` would not change what a reader sees.
+    fn put_is_invisible(
+        &self,
+        obj: &ObjId,
+        prop: &am::Prop,
+        value: &ScalarValue,
+    ) -> Result<bool, AutomergeError> {
+        let found = self.0.get(obj, prop.clone())?;
+        Ok(match canonical(&*self.0, found)? {
+            Some((Value::Scalar(current), _)) => {
+                current.as_ref() == canonical_scalar(Cow::Borrowed(value)).as_ref()
+            }
+            Some((Value::Object(_), _)) => false,
+            None => matches!(value, ScalarValue::Null),
+        })
+    }
+
+    fn put_scalar(
+        &mut self,
+        obj: &ObjId,
+        prop: am::Prop,
+        value: ScalarValue,
+    ) -> Result<(), AutomergeError> {
+        if self.put_is_invisible(obj, &prop, &value)? {
+            return Ok(());
+        }
+        // `None` is stored as an absent key, so clients never have to tell null from absent.
+        if matches!(value, ScalarValue::Null) && matches!(prop, am::Prop::Map(_)) {
+            return self.0.delete(obj, prop);
+        }
+        self.0
+            .put(obj, prop, canonical_scalar(Cow::Owned(value)).into_owned())
+    }
+}
+
+/// Removes `null` map entries from a value about to be created, so that `None` is absent.
+fn strip_nulls(value: &mut am::hydrate::Value) {
+    match value {
+        am::hydrate::Value::Map(map) => {
+            map.retain(|_, entry| {
+                !matches!(entry.value, am::hydrate::Value::Scalar(ScalarValue::Null))
+            });
+            for entry in map.values_mut() {
+                strip_nulls(&mut entry.value);
+            }
+        }
+        am::hydrate::Value::List(list) => {
+            for index in 0..list.len() {
+                if let Some(item) = list.get_mut(index) {
+                    strip_nulls(item);
+                }
+            }
+        }
+        am::hydrate::Value::Scalar(_) | am::hydrate::Value::Text(_) => {}
+    }
+}
+
+impl<D: Doc> Doc for Writer<'_, D> {
+    fn put<O: AsRef<ObjId>, P: Into<am::Prop>, V: Into<am::ScalarValue>>(
+        &mut self,
+        obj: O,
+        prop: P,
+        value: V,
+    ) -> Result<(), AutomergeError> {
+        self.put_scalar(obj.as_ref(), prop.into(), value.into())
+    }
+
+    fn put_object<O: AsRef<am::ObjId>, P: Into<am::Prop>>(
+        &mut self,
+        obj: O,
+        prop: P,
+        value: am::ObjType,
+    ) -> Result<ObjId, AutomergeError> {
+        self.0.put_object(obj, prop, value)
+    }
+
+    fn insert<O: AsRef<ObjId>, V: Into<am::ScalarValue>>(
+        &mut self,
+        obj: O,
+        index: usize,
+        value: V,
+    ) -> Result<(), AutomergeError> {
+        let value = canonical_scalar(Cow::Owned(value.into())).into_owned();
+        self.0.insert(obj, index, value)
+    }
+
+    fn insert_object<O: AsRef<ObjId>>(
+        &mut self,
+        obj: O,
+        index: usize,
+        value: am::ObjType,
+    ) -> Result<ObjId, AutomergeError> {
+        self.0.insert_object(obj, index, value)
+    }
+
+    fn increment<O: AsRef<ObjId>, P: Into<am::Prop>>(
+        &mut self,
+        obj: O,
+        prop: P,
+        value: i64,
+    ) -> Result<(), AutomergeError> {
+        self.0.increment(obj, prop, value)
+    }
+
+    fn delete<O: AsRef<ObjId>, P: Into<am::Prop>>(
+        &mut self,
+        obj: O,
+        prop: P,
+    ) -> Result<(), AutomergeError> {
+        self.0.delete(obj, prop)
+    }
+
+    fn splice_text<O: AsRef<ObjId>>(
+        &mut self,
+        obj: O,
+        pos: usize,
+        del: isize,
+        text: &str,
+    ) -> Result<(), AutomergeError> {
+        self.0.splice_text(obj, pos, del, text)
+    }
+
+    fn update_text<O: AsRef<ObjId>>(&mut self, obj: O, text: &str) -> Result<(), AutomergeError> {
+        self.0.update_text(obj, text)
+    }
+
+    fn batch_create<O: AsRef<ObjId>, P: Into<am::Prop>>(
+        &mut self,
+        obj: O,
+        prop: P,
+        mut value: am::hydrate::Value,
+        insert: bool,
+    ) -> Result<(), AutomergeError> {
+        let prop = prop.into();
+        if let (am::hydrate::Value::Scalar(scalar), false) = (&value, insert) {
+            return self.put_scalar(obj.as_ref(), prop, scalar.clone());
+        }
+        strip_nulls(&mut value);
+        self.0.batch_create(obj, prop, value, insert)
+    }
+
+    fn init_root_from_hydrate(&mut self, value: &am::hydrate::Map) -> Result<(), AutomergeError> {
+        let mut root = am::hydrate::Value::Map(value.clone());
+        strip_nulls(&mut root);
+        match root {
+            am::hydrate::Value::Map(map) => self.0.init_root_from_hydrate(&map),
+            // `root` was built as a map two lines above and `strip_nulls` keeps its shape.
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Stores a `u32` as a signed int, the number type JavaScript clients write, and reads any
+/// integral number. Used as `#[autosurgeon(with = "crate::domain::codec::u32_as_int")]`.
+pub(crate) mod u32_as_int {
+    use autosurgeon::{Hydrate, HydrateError, Prop, ReadDoc, Reconciler};
+
+    pub(crate) fn hydrate<D: ReadDoc>(
+        doc: &D,
+        obj: &automerge::ObjId,
+        prop: Prop<'_>,
+    ) -> Result<u32, HydrateError> {
+        let value = i64::hydrate(doc, obj, prop)?;
+        u32::try_from(value).map_err(|_| {
+            HydrateError::unexpected("a whole number from 0 to 4294967295", value.to_string())
+        })
+    }
+
+    pub(crate) fn reconcile<R: Reconciler>(value: &u32, mut reconciler: R) -> Result<(), R::Error> {
+        reconciler.i64(i64::from(*value))
+    }
+}
+
+/// Declares an enumeration stored as a lowercase kebab-case string, so that JavaScript
+/// clients can write it as a plain string.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The string stored in documents.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// Reads the string stored in documents; `None` for anything else.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::autosurgeon::Hydrate for $name {
+            fn hydrate_string(text: &str) -> Result<Self, ::autosurgeon::HydrateError> {
+                Self::parse(text).ok_or_else(|| {
+                    ::autosurgeon::HydrateError::unexpected(
+                        concat!("one of ", $("`", $text, "` ",)+ "for ", stringify!($name)),
+                        format!("{text:?}"),
+                    )
+                })
+            }
+        }
+
+        impl ::autosurgeon::Reconcile for $name {
+            type Key<'a> = ::autosurgeon::reconcile::NoKey;
+
+            fn reconcile<R: ::autosurgeon::Reconciler>(
+                &self,
+                mut reconciler: R,
+            ) -> Result<(), R::Error> {
+                reconciler.str(self.as_str())
+            }
+        }
+    };
+}
+
+pub(crate) use string_enum;

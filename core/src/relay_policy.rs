@@ -1,0 +1,107 @@
+//! The relay's rules, as the sync engine's [`Policy`]: the access rules of `access.rs` and
+//! the validation of `validation/`, shared with the devices that run the same code to warn
+//! their users early (design §3.4).
+
+use automerge::Automerge;
+
+use crate::access::{self, Decision, Mode, Part};
+use crate::domain::{Account, DocumentMeta, OrgTree, read_meta};
+use crate::protocol::DocumentId;
+use crate::sync::{Access, Policy, Refusal, RefusalCode};
+use crate::validation::validate_document_change;
+
+/// Judges accounts' access and changes against the org tree.
+#[derive(Clone, Debug)]
+pub struct RelayPolicy {
+    pub tree: OrgTree,
+}
+
+impl RelayPolicy {
+    pub fn new(tree: OrgTree) -> Self {
+        RelayPolicy { tree }
+    }
+
+    fn allowed(&self, who: &Account, target: &DocumentMeta, mode: Mode) -> bool {
+        access::decide(who, &self.tree, target, mode).is_allowed()
+    }
+}
+
+impl Policy for RelayPolicy {
+    type Principal = Account;
+
+    fn access(
+        &self,
+        who: &Account,
+        document: &DocumentId,
+        recorded: Option<&DocumentMeta>,
+    ) -> Access {
+        if who.disabled {
+            return Access::None;
+        }
+        let Some(recorded) = recorded else {
+            // Creating a document is judged change by change in `check_change`.
+            return Access::Write;
+        };
+        let target = recorded.clone().with_document_id(&document.to_string());
+        if !self.allowed(who, &target, Mode::Read) {
+            return Access::None;
+        }
+        let writes_something = [Part::Record, Part::Review, Part::Comments]
+            .into_iter()
+            .any(|part| self.allowed(who, &target, Mode::Write(part)));
+        if writes_something {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+
+    fn check_change(
+        &self,
+        who: &Account,
+        document: &DocumentId,
+        recorded: Option<&DocumentMeta>,
+        before: &Automerge,
+        after: &Automerge,
+    ) -> Result<Option<DocumentMeta>, Refusal> {
+        let loaded = validate_document_change(before, after).map_err(|errors| Refusal {
+            code: RefusalCode::Invalid,
+            message: errors
+                .iter()
+                .map(|error| format!("{} / {}", error.message_zh(), error.message_en()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let id = document.to_string();
+        let target = match recorded {
+            Some(recorded) => recorded.clone().with_document_id(&id),
+            None => read_meta(after)
+                .map_err(|error| Refusal {
+                    code: RefusalCode::Invalid,
+                    message: format!(
+                        "记录缺少基本信息 / the record lacks its root fields: {error}"
+                    ),
+                })?
+                .with_document_id(&id),
+        };
+        match access::decide_change(
+            who,
+            &self.tree,
+            &target,
+            loaded.before.as_ref(),
+            &loaded.after,
+        ) {
+            Decision::Allow => {}
+            Decision::Deny(reason) => {
+                return Err(Refusal {
+                    code: RefusalCode::Forbidden,
+                    message: format!("无权修改 / not allowed: {reason:?}"),
+                });
+            }
+        }
+        // A permitted transfer moves the recorded owner with the record.
+        let mut recorded_next = target;
+        recorded_next.owner = loaded.after.org_unit().clone();
+        Ok(Some(recorded_next))
+    }
+}

@@ -1,0 +1,140 @@
+//! The engine's view of one document: its durable state, the writes on their way to
+//! storage, and one sync state per connection.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use automerge::sync;
+use automerge::{Automerge, Change, ChangeHash};
+
+use super::ConnectionId;
+use super::policy::Access;
+use super::storage::StorageOpId;
+use crate::domain::DocumentMeta;
+use crate::protocol::Message;
+
+#[derive(Debug)]
+pub(crate) enum Status {
+    /// Waiting for storage to answer a `Load`.
+    Loading,
+    Ready,
+}
+
+/// Work that arrived before the document was loaded.
+#[derive(Debug)]
+pub(crate) enum Waiting {
+    /// A `request` or `sync` from a connection.
+    Message(ConnectionId, Message),
+    /// Start syncing this document with a connection (device side).
+    BeginSync(ConnectionId),
+}
+
+/// One step of a document's pipeline. Steps complete in order: the sync state of a peer
+/// learns about changes only once they are durable, so no heads including an uncommitted
+/// change are ever advertised (design §3.3).
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub write: Option<PendingWrite>,
+    /// A peer's sync message with its changes removed, applied once `write` is durable.
+    pub receive: Option<(ConnectionId, sync::Message)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PendingWrite {
+    pub op: StorageOpId,
+    pub changes: Vec<Change>,
+    pub meta: Option<DocumentMeta>,
+    pub done: bool,
+    /// Made on this device (so the user can be told it is saved).
+    pub local: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct PeerDoc {
+    pub sync: sync::State,
+    pub access: Access,
+    /// Device side: we asked with `request` and have not heard back yet.
+    pub requested: bool,
+}
+
+impl PeerDoc {
+    pub(crate) fn new(access: Access) -> Self {
+        let sync = if access == Access::Read {
+            sync::State::new_read_only()
+        } else {
+            sync::State::new()
+        };
+        PeerDoc {
+            sync,
+            access,
+            requested: false,
+        }
+    }
+
+    /// Nothing in flight and the peer has what we have: safe to drop the document from
+    /// memory and keep only this state.
+    pub(crate) fn is_quiet(&self, our_heads: &[ChangeHash]) -> bool {
+        !self.sync.in_flight && self.sync.their_heads.as_deref() == Some(our_heads)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct DocState {
+    pub status: Status,
+    /// Everything durable, and nothing else.
+    pub committed: Automerge,
+    /// `committed` plus the changes of pending writes; `None` when nothing is pending.
+    pub latest: Option<Automerge>,
+    /// Metadata recorded when the document was first stored.
+    pub meta: Option<DocumentMeta>,
+    /// Whether anything is stored for the document.
+    pub exists: bool,
+    pub pipeline: VecDeque<Step>,
+    pub waiting: VecDeque<Waiting>,
+    pub peers: BTreeMap<ConnectionId, PeerDoc>,
+    /// Hashes of the change rows in storage since the last snapshot: exactly what the next
+    /// compaction may delete.
+    pub stored_rows: Vec<ChangeHash>,
+    pub compacting: Option<StorageOpId>,
+    pub last_used_ms: u64,
+    /// Changes a connection sent whose dependencies we lack, retried with its next message.
+    pub orphans: BTreeMap<ConnectionId, Vec<Vec<u8>>>,
+    /// Device: a refusal that arrived while our own writes were pending.
+    pub deferred_refusal: Option<(ConnectionId, String, String, Vec<[u8; 32]>)>,
+}
+
+impl DocState {
+    pub(crate) fn loading(now_ms: u64) -> Self {
+        DocState {
+            status: Status::Loading,
+            committed: Automerge::new(),
+            latest: None,
+            meta: None,
+            exists: false,
+            pipeline: VecDeque::new(),
+            waiting: VecDeque::new(),
+            peers: BTreeMap::new(),
+            stored_rows: Vec::new(),
+            compacting: None,
+            last_used_ms: now_ms,
+            deferred_refusal: None,
+            orphans: BTreeMap::new(),
+        }
+    }
+
+    /// The state new changes build on: durable plus pending.
+    pub(crate) fn latest(&self) -> &Automerge {
+        self.latest.as_ref().unwrap_or(&self.committed)
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        matches!(self.status, Status::Ready)
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.is_ready()
+            && self.pipeline.is_empty()
+            && self.waiting.is_empty()
+            && self.compacting.is_none()
+            && self.orphans.is_empty()
+    }
+}

@@ -1,0 +1,161 @@
+//! Judging the changes a peer sent before any of them reaches the durable document.
+//!
+//! Changes are never handed to the live document through `receive_sync_message`: automerge
+//! would apply them (or queue them until their dependencies arrive) without asking anyone.
+//! Instead they are loaded into a scratch copy, sorted causally, and each one is judged on
+//! the state it was made on (its dependencies), as design §3.4 requires.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+
+use super::chunks::{ChunkError, changes_in};
+use super::limits::CHANGES_PER_MESSAGE_MAX;
+use super::policy::{Policy, Refusal, RefusalCode};
+use crate::domain::DocumentMeta;
+use crate::protocol::DocumentId;
+
+/// Changes that passed every check, in causal order, with the metadata to record.
+#[derive(Debug)]
+pub(crate) struct AcceptedChanges {
+    pub changes: Vec<Change>,
+    pub meta: Option<DocumentMeta>,
+}
+
+/// What a message's changes amount to against the state we hold.
+#[derive(Debug)]
+pub(crate) struct NewChanges {
+    /// `latest` with every applicable change loaded.
+    pub scratch: Automerge,
+    /// The changes `latest` lacked whose dependencies are all present, in causal order.
+    pub applicable: Vec<Change>,
+    /// Changes whose dependencies are missing, as they arrived. The peer counts them as
+    /// sent and will not send them again, so they are kept and retried with the peer's
+    /// next message (automerge itself would queue them inside the document, where nobody
+    /// could judge them).
+    pub orphans: Vec<Vec<u8>>,
+}
+
+/// Loads `chunks` into a scratch copy of `latest` and sorts out what is new.
+///
+/// Every entry is split into individual changes first (see `chunks.rs`): handing a v2
+/// entry to `load_incremental` was seen to apply only part of it, which left the sender
+/// believing it had sent everything and the two sides asking each other forever.
+pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewChanges, Refusal> {
+    let mut received: Vec<Change> = Vec::new();
+    for chunk in chunks {
+        let room = CHANGES_PER_MESSAGE_MAX.saturating_sub(received.len());
+        received.extend(changes_in(chunk, room).map_err(|error| Refusal {
+            code: match error {
+                ChunkError::TooMany(_) => RefusalCode::TooLarge,
+                _ => RefusalCode::Malformed,
+            },
+            message: format!("the changes could not be read: {error}"),
+        })?);
+    }
+    let mut scratch = latest.clone();
+    scratch
+        .apply_changes(received.iter().cloned())
+        .map_err(|error| Refusal {
+            code: RefusalCode::Malformed,
+            message: format!("the changes could not be applied: {error}"),
+        })?;
+    let added = latest.get_changes_added(&scratch);
+    // A change that did not make it into the scratch copy waits for its dependencies.
+    let orphans = received
+        .iter()
+        .filter(|change| scratch.get_change_by_hash(&change.hash()).is_none())
+        .map(|change| change.raw_bytes().to_vec())
+        .collect();
+    Ok(NewChanges {
+        scratch,
+        applicable: causal_order(added),
+        orphans,
+    })
+}
+
+/// Sorts changes so that each comes after those of its dependencies that are in the set.
+/// `get_changes_added` is documented as only "usually close" to topological order.
+fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    let in_set: BTreeSet<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let mut waiting_on: BTreeMap<ChangeHash, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
+    let mut by_hash: BTreeMap<ChangeHash, Change> = BTreeMap::new();
+    for change in changes {
+        let hash = change.hash();
+        let deps_in_set: Vec<ChangeHash> = change
+            .deps()
+            .iter()
+            .filter(|dep| in_set.contains(dep))
+            .copied()
+            .collect();
+        waiting_on.insert(hash, deps_in_set.len());
+        for dep in deps_in_set {
+            dependents.entry(dep).or_default().push(hash);
+        }
+        by_hash.insert(hash, change);
+    }
+    let mut ready: Vec<ChangeHash> = waiting_on
+        .iter()
+        .filter(|(_, count)| **count == 0)
+        .map(|(hash, _)| *hash)
+        .collect();
+    let mut ordered = Vec::with_capacity(by_hash.len());
+    while let Some(hash) = ready.pop() {
+        if let Some(change) = by_hash.remove(&hash) {
+            ordered.push(change);
+        }
+        for dependent in dependents.remove(&hash).unwrap_or_default() {
+            if let Some(count) = waiting_on.get_mut(&dependent) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    ready.push(dependent);
+                }
+            }
+        }
+    }
+    ordered
+}
+
+fn sorted(hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+    let mut hashes = hashes.to_vec();
+    hashes.sort();
+    hashes
+}
+
+/// Runs the policy on every change, each judged on the document at its dependencies.
+pub(crate) fn judge<P: Policy>(
+    policy: &P,
+    who: &P::Principal,
+    document: &DocumentId,
+    recorded: Option<&DocumentMeta>,
+    latest: &Automerge,
+    scratch: &Automerge,
+    changes: Vec<Change>,
+) -> Result<AcceptedChanges, Refusal> {
+    let mut meta = recorded.cloned();
+    // The usual message carries one change made on exactly the state we hold; then the
+    // state it was made on is `latest` itself and no fork is needed.
+    let latest_heads = latest.get_heads();
+    for change in &changes {
+        let forked;
+        let before = if sorted(change.deps()) == latest_heads {
+            latest
+        } else {
+            forked = scratch.fork_at(change.deps()).map_err(|error| Refusal {
+                code: RefusalCode::Malformed,
+                message: format!("the state a change was made on is unknown: {error}"),
+            })?;
+            &forked
+        };
+        let mut after = before.clone();
+        after
+            .apply_changes([change.clone()])
+            .map_err(|error| Refusal {
+                code: RefusalCode::Malformed,
+                message: format!("a change could not be applied: {error}"),
+            })?;
+        meta = policy.check_change(who, document, meta.as_ref(), before, &after)?;
+    }
+    Ok(AcceptedChanges { changes, meta })
+}

@@ -1,0 +1,387 @@
+//! Behaviour of the sync engine that a user of the relay or of a phone would notice,
+//! each shown on the simulated world of `support/`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use automerge::sync::Message as SyncMessage;
+use automerge::{Automerge, ROOT, ReadDoc};
+use caresync_core::protocol::{DocumentId, Message, PeerId, PeerMetadata};
+use caresync_core::sync::{
+    AuditEvent, CloseReason, ConnectionId, Effect, Notification, RefusalCode, Repo, RepoConfig,
+    Role, StorageOp,
+};
+use support::{VillagePolicy, World, actor};
+
+fn quiet(world: &mut World) {
+    world.heal().unwrap();
+}
+
+fn relay_heads(world: &World, document: &DocumentId) -> Vec<automerge::ChangeHash> {
+    world.relay.store.materialise(document).unwrap().get_heads()
+}
+
+fn device_doc(world: &World, device: usize, document: &DocumentId) -> Automerge {
+    world.devices[device]
+        .node
+        .store
+        .materialise(document)
+        .unwrap()
+}
+
+#[test]
+fn relay_never_advertises_heads_before_the_write_is_committed() {
+    let mut world = World::new(1);
+    world.connect(0);
+    quiet(&mut world);
+    let document = world.create_document(0);
+    // Run everything except the relay's writes, recording what the relay tells the device.
+    let mut advertised = Vec::new();
+    let mut pending_hash = None;
+    for _ in 0..100 {
+        world.complete_device_storage(0);
+        if matches!(
+            world.relay.pending.front(),
+            Some((_, StorageOp::Load { .. }))
+        ) {
+            world.complete_relay_storage();
+        }
+        pending_hash = pending_hash.or_else(|| {
+            world.relay.pending.iter().find_map(|(_, op)| match op {
+                StorageOp::PutChanges { changes, .. } => changes.first().map(|c| c.hash),
+                _ => None,
+            })
+        });
+        let connections: Vec<ConnectionId> = world.links.keys().copied().collect();
+        for connection in connections {
+            world.deliver(connection, true);
+            if let Some(frame) = world.links[&connection].to_device.front()
+                && let Ok(Message::Sync { data, .. }) = Message::decode(frame)
+            {
+                advertised.extend(SyncMessage::decode(&data).unwrap().heads);
+            }
+            world.deliver(connection, false);
+        }
+    }
+    let pending_hash = pending_hash.expect("the relay asked to store the device's change");
+    assert!(
+        !advertised.contains(&pending_hash),
+        "heads advertised before the write was committed"
+    );
+    quiet(&mut world);
+    assert_eq!(relay_heads(&world, &document), vec![pending_hash]);
+}
+
+#[test]
+fn another_village_cannot_tell_a_record_exists() {
+    let mut world = World::new(2);
+    // Devices 0 and 1 belong to different villages.
+    world.connect(0);
+    world.connect(1);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    assert!(world.relay.store.documents.contains_key(&document));
+
+    let missing = DocumentId::random_from([9; 16]);
+    world.devices[1].node.repo.open(world.now_ms, document);
+    world.devices[1].node.repo.open(world.now_ms, missing);
+    world.pump();
+    quiet(&mut world);
+    let unavailable: Vec<DocumentId> = world.devices[1]
+        .notifications
+        .iter()
+        .filter_map(|n| match n {
+            Notification::DocumentUnavailable { document } => Some(*document),
+            _ => None,
+        })
+        .collect();
+    assert!(unavailable.contains(&document));
+    assert!(unavailable.contains(&missing));
+    assert!(world.devices[1].node.store.materialise(&document).is_none());
+    assert!(world.relay_audit.iter().any(|event| matches!(
+        event,
+        AuditEvent::ReadDenied { document: denied, .. } if *denied == document
+    )));
+}
+
+#[test]
+fn a_refused_change_is_kept_for_the_user_and_the_record_returns_to_the_relay_state() {
+    let mut world = World::new(3);
+    world.connect(0);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    assert!(world.edit_document(0, document, "note", 1, true));
+    quiet(&mut world);
+
+    let refused = world.devices[0]
+        .notifications
+        .iter()
+        .find_map(|n| match n {
+            Notification::ChangesRefused {
+                document: refused,
+                code,
+                refused_copy,
+                ..
+            } if *refused == document => Some((code.clone(), refused_copy.clone())),
+            _ => None,
+        })
+        .expect("the device was told about the refusal");
+    assert_eq!(refused.0, RefusalCode::Invalid.as_str());
+    let copy = Automerge::load(&refused.1).unwrap();
+    assert!(copy.get(ROOT, "forbidden").unwrap().is_some());
+    let device = device_doc(&world, 0, &document);
+    assert!(device.get(ROOT, "forbidden").unwrap().is_none());
+    assert_eq!(device.get_heads(), relay_heads(&world, &document));
+
+    // Later edits sync again.
+    assert!(world.edit_document(0, document, "note", 2, false));
+    quiet(&mut world);
+    let relay = world.relay.store.materialise(&document).unwrap();
+    assert!(relay.get(ROOT, "note").unwrap().is_some());
+    assert!(relay.get(ROOT, "forbidden").unwrap().is_none());
+    assert_eq!(
+        device_doc(&world, 0, &document).get_heads(),
+        relay.get_heads()
+    );
+}
+
+#[test]
+fn a_plain_automerge_repo_peer_gets_an_error_and_the_socket_closes_on_refusal() {
+    let mut world = World::new(4);
+    world.make_plain(0);
+    world.connect(0);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    assert!(world.relay.store.documents.contains_key(&document));
+    world.edit_document(0, document, "note", 1, true);
+    for _ in 0..100 {
+        world.complete_device_storage(0);
+        world.complete_relay_storage();
+        let connections: Vec<ConnectionId> = world.links.keys().copied().collect();
+        for connection in connections {
+            world.deliver(connection, true);
+            world.deliver(connection, false);
+        }
+    }
+    assert!(
+        world
+            .relay_closes
+            .iter()
+            .any(|reason| matches!(reason, CloseReason::Refused(message) if message.contains(&document.to_string())))
+    );
+    let relay = world.relay.store.materialise(&document).unwrap();
+    assert!(relay.get(ROOT, "forbidden").unwrap().is_none());
+}
+
+#[test]
+fn a_reader_is_served_but_its_changes_are_refused() {
+    let mut world = World::new(5);
+    // Device 2 is in the same village as device 0 but may only read.
+    world.devices[2].principal = format!("reader:{}", world.devices[0].village);
+    world.connect(0);
+    world.connect(2);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    let reader_copy = device_doc(&world, 2, &document);
+    assert_eq!(reader_copy.get_heads(), relay_heads(&world, &document));
+
+    assert!(world.edit_document(2, document, "note", 7, false));
+    quiet(&mut world);
+    let relay = world.relay.store.materialise(&document).unwrap();
+    assert!(relay.get(ROOT, "note").unwrap().is_none());
+    assert!(world.devices[2].notifications.iter().any(|n| matches!(
+        n,
+        Notification::ChangesRefused { code, .. } if code == RefusalCode::ReadOnly.as_str()
+    )));
+}
+
+#[test]
+fn concurrent_offline_edits_of_one_record_merge_everywhere() {
+    let mut world = World::new(6);
+    // Devices 0 and 2 share a village.
+    world.connect(0);
+    world.connect(2);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    let connections: Vec<ConnectionId> = world.links.keys().copied().collect();
+    for connection in connections {
+        world.disconnect(connection);
+    }
+    assert!(world.edit_document(0, document, "guardian", 1, false));
+    assert!(world.edit_document(2, document, "school", 2, false));
+    quiet(&mut world);
+    let relay = world.relay.store.materialise(&document).unwrap();
+    assert!(relay.get(ROOT, "guardian").unwrap().is_some());
+    assert!(relay.get(ROOT, "school").unwrap().is_some());
+    for device in [0, 2] {
+        assert_eq!(
+            device_doc(&world, device, &document).get_heads(),
+            relay.get_heads()
+        );
+    }
+}
+
+#[test]
+fn compaction_keeps_every_change_and_deletes_only_covered_rows() {
+    let mut world = World::new(7);
+    world.connect(0);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    for value in 0..100 {
+        assert!(world.edit_document(0, document, "visits", value, false));
+        quiet(&mut world);
+    }
+    let stored = &world.relay.store.documents[&document];
+    assert!(stored.snapshot.is_some(), "no compaction happened");
+    assert!(stored.rows.len() < 64);
+    let relay = world.relay.store.materialise(&document).unwrap();
+    assert_eq!(relay.get_changes(&[]).len(), 101);
+    assert_eq!(
+        device_doc(&world, 0, &document).get_heads(),
+        relay.get_heads()
+    );
+}
+
+#[test]
+fn reconnecting_with_nothing_new_costs_two_round_trips() {
+    let mut world = World::new(8);
+    world.connect(0);
+    for _ in 0..20 {
+        world.create_document(0);
+    }
+    quiet(&mut world);
+    let connection = *world.links.keys().next().unwrap();
+    world.disconnect(connection);
+    world.connect(0);
+    let connection = *world.links.keys().next().unwrap();
+    let mut round_trips = 0;
+    let mut bytes = 0;
+    loop {
+        let to_relay: Vec<Vec<u8>> = world.links[&connection].to_relay.iter().cloned().collect();
+        if to_relay.is_empty() {
+            break;
+        }
+        round_trips += 1;
+        bytes += to_relay.iter().map(Vec::len).sum::<usize>();
+        while world.deliver(connection, true) {}
+        while world.complete_relay_storage() {}
+        bytes += world.links[&connection]
+            .to_device
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>();
+        while world.deliver(connection, false) {}
+        while world.complete_device_storage(0) {}
+    }
+    assert!(round_trips <= 2, "{round_trips} round trips");
+    assert!(bytes < 1_024, "{bytes} bytes");
+}
+
+fn relay_alone() -> Repo<VillagePolicy> {
+    Repo::new(
+        RepoConfig::new(PeerId::from("relay"), Role::Relay, actor(0, 0)),
+        VillagePolicy,
+    )
+}
+
+fn join(versions: &[&str]) -> Vec<u8> {
+    Message::Join {
+        sender_id: PeerId::from("peer-x"),
+        supported_protocol_versions: versions.iter().map(|v| (*v).to_owned()).collect(),
+        peer_metadata: Some(PeerMetadata::default()),
+    }
+    .encode()
+}
+
+#[test]
+fn handshake_with_an_unknown_version_gets_an_error_and_a_close() {
+    let mut relay = relay_alone();
+    relay.connection_opened(0, ConnectionId(1), "v".to_owned());
+    relay.frame_received(1, ConnectionId(1), &join(&["2"]));
+    let effects = relay.take_effects();
+    assert!(matches!(
+        effects.first(),
+        Some(Effect::Send { frame, .. }) if matches!(Message::decode(frame), Ok(Message::Error { .. }))
+    ));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            reason: CloseReason::UnsupportedVersion,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn the_relay_answers_join_with_peer_and_version_one() {
+    let mut relay = relay_alone();
+    relay.connection_opened(0, ConnectionId(1), "v".to_owned());
+    relay.frame_received(1, ConnectionId(1), &join(&["1"]));
+    let effects = relay.take_effects();
+    let Some(Effect::Send { frame, .. }) = effects.first() else {
+        panic!("no answer to join: {effects:?}");
+    };
+    let Ok(Message::Peer {
+        selected_protocol_version,
+        target_id,
+        ..
+    }) = Message::decode(frame)
+    else {
+        panic!("not a peer message");
+    };
+    assert_eq!(selected_protocol_version, "1");
+    assert_eq!(target_id, PeerId::from("peer-x"));
+}
+
+#[test]
+fn sync_before_join_and_garbage_frames_close_the_connection() {
+    let mut relay = relay_alone();
+    relay.connection_opened(0, ConnectionId(1), "v".to_owned());
+    let sync = Message::Sync {
+        document_id: DocumentId::random_from([1; 16]),
+        sender_id: PeerId::from("peer-x"),
+        target_id: PeerId::from("relay"),
+        data: vec![0x42, 0, 0, 0, 0],
+    };
+    relay.frame_received(1, ConnectionId(1), &sync.encode());
+    assert!(relay.take_effects().iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            reason: CloseReason::Protocol(_),
+            ..
+        }
+    )));
+
+    relay.connection_opened(2, ConnectionId(2), "v".to_owned());
+    relay.frame_received(3, ConnectionId(2), &[0xff, 0x00, 0x13]);
+    assert!(relay.take_effects().iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            reason: CloseReason::Protocol(_),
+            ..
+        }
+    )));
+    assert_eq!(relay.connection_count(), 0);
+}
+
+#[test]
+fn a_connection_that_never_joins_is_closed_after_the_handshake_limit() {
+    let mut relay = relay_alone();
+    relay.connection_opened(0, ConnectionId(1), "v".to_owned());
+    relay.tick(1_000);
+    assert!(relay.take_effects().is_empty());
+    relay.tick(caresync_core::sync::limits::HANDSHAKE_MS_MAX + 1);
+    assert!(relay.take_effects().iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            reason: CloseReason::HandshakeTimeout,
+            ..
+        }
+    )));
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# THE test command: formatting, lints, architecture invariants, the wasm build and all tests.
+# Idempotent; installs the wasm target and wasm-bindgen-cli on first use.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+# shellcheck source=lib.sh
+source scripts/lib.sh
+
+# Fails if `package` is in caresync-core's normal dependency graph on the native target.
+# `cargo tree -i X` exits non-zero with "did not match any packages" when X is absent from
+# the graph: that is the passing case. Any other failure of cargo is reported as such.
+check_core_lacks() {
+    local package="$1" out rc=0
+    out="$(cargo tree -p caresync-core -e normal -i "$package" 2>&1)" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        if grep -q "did not match any packages" <<<"$out"; then
+            return 0
+        fi
+        printf '%s\n' "$out" >&2
+        die "cargo tree failed while checking caresync-core for $package"
+    fi
+    if grep -q "^${package} v" <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        die "architecture: caresync-core must not depend on $package (design §2: core does no IO)"
+    fi
+}
+
+check_core_sources() {
+    local hits
+    # Code lines only: a comment may name what is forbidden.
+    hits="$(grep -rnE 'SystemTime::now|Instant::now|std::fs|std::net|thread::spawn|use std::\{[^}]*\b(fs|net)\b' \
+        core/src | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' || true)"
+    if [[ -n "$hits" ]]; then
+        printf '%s\n' "$hits" >&2
+        die "architecture: caresync-core must not read clocks, touch files or sockets, or spawn threads (take \`now\` and bytes as arguments)"
+    fi
+}
+
+check_wasm_bindgen_users() {
+    local out users rc=0
+    out="$(cargo tree -i wasm-bindgen -e normal,build,dev --target all --workspace \
+        --depth 1 --prefix none 2>&1)" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        grep -q "did not match any packages" <<<"$out" && return 0
+        printf '%s\n' "$out" >&2
+        die "cargo tree failed while checking who depends on wasm-bindgen"
+    fi
+    users="$(grep -F " (${ROOT}/" <<<"$out" | grep -v '^caresync-wasm ' || true)"
+    if [[ -n "$users" ]]; then
+        printf '%s\n' "$users" >&2
+        die "architecture: only caresync-wasm may depend on wasm-bindgen directly"
+    fi
+}
+
+ensure_rust_components
+ensure_wasm_target
+ensure_wasm_bindgen_cli
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "architecture invariants"
+for package in tokio rusqlite axum wasm-bindgen; do
+    check_core_lacks "$package"
+done
+check_core_sources
+check_wasm_bindgen_users
+step "architecture invariants: ok"
+
+step "cargo build -p caresync-core --target $WASM_TARGET"
+cargo build -p caresync-core --target "$WASM_TARGET"
+build_wasm
+
+step "cargo test --workspace --no-fail-fast"
+cargo test --workspace --no-fail-fast
