@@ -48,26 +48,11 @@ fn run_seed(seed: u64) -> Result<Exercised, String> {
         world.random_step();
     }
     world.heal()?;
-    world.check_converged()?;
+    let shared_documents = world.check_converged()?;
     let refusals = world
         .relay_audit
         .iter()
         .filter(|event| matches!(event, AuditEvent::ChangeRefused { .. }))
-        .count();
-    let shared_documents = world
-        .relay
-        .store
-        .documents
-        .keys()
-        .filter(|id| {
-            let doc = world.relay.store.materialise(id).unwrap();
-            let actors: std::collections::BTreeSet<_> = doc
-                .get_changes(&[])
-                .iter()
-                .map(|change| change.actor_id().clone())
-                .collect();
-            actors.len() > 1
-        })
         .count();
     Ok(Exercised {
         reboots: world.reboots,

@@ -385,3 +385,49 @@ fn a_connection_that_never_joins_is_closed_after_the_handshake_limit() {
         }
     )));
 }
+
+#[test]
+fn ephemeral_messages_reach_only_peers_that_may_read_the_document() {
+    let mut world = World::new(9);
+    // Devices 0 and 2 share a village; device 1 is elsewhere.
+    for device in 0..3 {
+        world.connect(device);
+    }
+    let document = world.create_document(0);
+    quiet(&mut world);
+    // Device 1 asks for the record too; it must get nothing.
+    world.devices[1].node.repo.open(world.now_ms, document);
+    world.pump();
+    quiet(&mut world);
+
+    let from = world.devices[0].connection.unwrap();
+    let presence = Message::Ephemeral {
+        sender_id: PeerId::from("device-0"),
+        target_id: PeerId::from("relay"),
+        count: 1,
+        session_id: "session-a".to_owned(),
+        document_id: document,
+        data: b"cursor at note".to_vec(),
+    };
+    for _ in 0..2 {
+        // The second copy is a repeat (same session, same count) and must be dropped.
+        world
+            .links
+            .get_mut(&from)
+            .unwrap()
+            .to_relay
+            .push_back(presence.encode());
+        world.deliver(from, true);
+    }
+    let received = |world: &World, device: usize| -> usize {
+        let connection = world.devices[device].connection.unwrap();
+        world.links[&connection]
+            .to_device
+            .iter()
+            .filter(|frame| matches!(Message::decode(frame), Ok(Message::Ephemeral { .. })))
+            .count()
+    };
+    assert_eq!(received(&world, 2), 1);
+    assert_eq!(received(&world, 1), 0);
+    assert_eq!(received(&world, 0), 0);
+}

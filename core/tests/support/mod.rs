@@ -657,9 +657,19 @@ impl World {
     }
 
     /// Every device holds, for every document of its village, exactly the relay's state.
-    pub fn check_converged(&self) -> Result<(), String> {
+    /// Returns how many of the relay's documents hold changes from several devices.
+    pub fn check_converged(&self) -> Result<usize, String> {
+        let mut shared = 0;
         for (id, stored) in &self.relay.store.documents {
             let relay_doc = self.relay.store.materialise(id).unwrap();
+            let actors: BTreeSet<ActorId> = relay_doc
+                .get_changes(&[])
+                .iter()
+                .map(|change| change.actor_id().clone())
+                .collect();
+            if actors.len() > 1 {
+                shared += 1;
+            }
             let relay_heads = sorted(relay_doc.get_heads());
             if sorted(stored.heads.clone()) != relay_heads {
                 return Err(format!(
@@ -692,9 +702,18 @@ impl World {
             }
         }
         for (index, device) in self.devices.iter().enumerate() {
-            for id in device.node.store.documents.keys() {
-                let doc = device.node.store.materialise(id).unwrap();
-                if doc.get_heads().is_empty() {
+            for (id, stored) in &device.node.store.documents {
+                // A document returned to an empty state after a refusal holds nothing.
+                let empty = stored.rows.is_empty()
+                    && (stored.snapshot.is_none()
+                        || device
+                            .node
+                            .store
+                            .materialise(id)
+                            .unwrap()
+                            .get_heads()
+                            .is_empty());
+                if empty {
                     continue;
                 }
                 if !self.relay.store.documents.contains_key(id) {
@@ -704,7 +723,7 @@ impl World {
                 }
             }
         }
-        Ok(())
+        Ok(shared)
     }
 }
 

@@ -1,0 +1,139 @@
+//! The scope extension: the relay lists what an account may see, the device syncs what differs.
+
+use super::*;
+
+impl<P: Policy> Repo<P> {
+    pub(super) fn scope_requested(&mut self, connection: ConnectionId, since: Option<u64>) {
+        if !self
+            .connections
+            .get(&connection)
+            .is_some_and(|conn| conn.speaks(EXTENSION_SCOPE))
+        {
+            self.protocol_violation(connection, "scope extension not negotiated".to_owned());
+            return;
+        }
+        let op = self.next_op();
+        self.pending_ops
+            .insert(op, PendingOp::ListScope(connection));
+        self.effects.push(Effect::Storage {
+            id: op,
+            op: StorageOp::ListScope { connection, since },
+        });
+    }
+
+    pub(super) fn scope_listed(
+        &mut self,
+        connection: ConnectionId,
+        cursor: u64,
+        entries: Vec<ScopeEntry>,
+        removed: Vec<DocumentId>,
+    ) {
+        if !self.connections.contains_key(&connection) {
+            return;
+        }
+        let target_id = self.remote_of(connection);
+        let mut pages: Vec<Vec<ScopeEntry>> = Vec::new();
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            pages.push(entries.by_ref().take(SCOPE_ENTRIES_PER_PAGE_MAX).collect());
+        }
+        if pages.is_empty() {
+            pages.push(Vec::new());
+        }
+        let last = pages.len().saturating_sub(1);
+        let mut removed = Some(removed);
+        for (index, page) in pages.into_iter().enumerate() {
+            let message = Message::Scope {
+                sender_id: self.config.peer_id.clone(),
+                target_id: target_id.clone(),
+                cursor,
+                entries: page,
+                removed: if index == last {
+                    removed.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                complete: index == last,
+            };
+            self.send(connection, &message);
+        }
+    }
+
+    pub(super) fn scope_received(
+        &mut self,
+        now_ms: u64,
+        connection: ConnectionId,
+        cursor: u64,
+        entries: Vec<ScopeEntry>,
+        removed: Vec<DocumentId>,
+        complete: bool,
+    ) {
+        let mut behind = Vec::new();
+        for entry in entries {
+            let relay_heads: Vec<ChangeHash> =
+                entry.heads.iter().map(|head| ChangeHash(*head)).collect();
+            let local = self.index.get(&entry.document_id);
+            let up_to_date =
+                local.is_some_and(|local| same_heads(&local.local_heads, &relay_heads));
+            if up_to_date {
+                let entry_heads = relay_heads;
+                if let Some(local) = self.index.get_mut(&entry.document_id) {
+                    local.relay_heads = entry_heads;
+                }
+            } else {
+                behind.push(entry.document_id);
+            }
+        }
+        for document in removed {
+            // The account may no longer see it; the application decides what to erase.
+            self.notify(Notification::DocumentUnavailable { document });
+        }
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            let progress = conn.scope.get_or_insert_with(ScopeProgress::default);
+            progress.cursor = cursor;
+            progress.complete = complete;
+            progress.outstanding.extend(behind.iter().copied());
+        }
+        for document in behind {
+            self.begin_sync(now_ms, connection, document);
+        }
+        self.scope_check_finished(connection);
+    }
+
+    pub(super) fn scope_document_done(&mut self, connection: ConnectionId, document: DocumentId) {
+        if let Some(progress) = self
+            .connections
+            .get_mut(&connection)
+            .and_then(|conn| conn.scope.as_mut())
+        {
+            progress.outstanding.remove(&document);
+        }
+        self.scope_check_finished(connection);
+    }
+
+    pub(super) fn scope_check_finished(&mut self, connection: ConnectionId) {
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return;
+        };
+        let finished = conn
+            .scope
+            .as_ref()
+            .is_some_and(|progress| progress.complete && progress.outstanding.is_empty());
+        if !finished {
+            return;
+        }
+        let Some(progress) = conn.scope.take() else {
+            return;
+        };
+        self.scope_cursor = Some(progress.cursor);
+        let op = self.next_op();
+        self.pending_ops.insert(op, PendingOp::Bookkeeping);
+        self.effects.push(Effect::Storage {
+            id: op,
+            op: StorageOp::SaveScopeCursor {
+                cursor: progress.cursor,
+            },
+        });
+        self.notify(Notification::ScopeSynced { connection });
+    }
+}

@@ -1,0 +1,639 @@
+//! `request`, `sync`, `doc-unavailable` and `ephemeral`: judging what peers send and running each
+//! document's pipeline of durable writes.
+
+use super::*;
+
+impl<P: Policy> Repo<P> {
+    pub(super) fn sync_received(
+        &mut self,
+        now_ms: u64,
+        connection: ConnectionId,
+        document: DocumentId,
+        data: Vec<u8>,
+        is_request: bool,
+    ) {
+        if data.len() > SYNC_DATA_BYTES_MAX {
+            self.close(connection, CloseReason::LimitExceeded("sync data bytes"));
+            return;
+        }
+        let Some(conn) = self.connections.get(&connection) else {
+            return;
+        };
+        if !conn.documents.contains(&document)
+            && conn.documents.len() >= DOCUMENTS_PER_CONNECTION_MAX
+        {
+            self.close(
+                connection,
+                CloseReason::LimitExceeded("documents per connection"),
+            );
+            return;
+        }
+        let message = if is_request {
+            Message::Request {
+                document_id: document,
+                sender_id: PeerId::from(""),
+                target_id: PeerId::from(""),
+                data,
+            }
+        } else {
+            Message::Sync {
+                document_id: document,
+                sender_id: PeerId::from(""),
+                target_id: PeerId::from(""),
+                data,
+            }
+        };
+        if !self.ensure_document(now_ms, document) {
+            return;
+        }
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        state.last_used_ms = now_ms;
+        if !state.is_ready() || !state.waiting.is_empty() {
+            if state.waiting.len() >= QUEUED_MESSAGES_PER_DOCUMENT_MAX {
+                self.close(connection, CloseReason::LimitExceeded("queued messages"));
+                return;
+            }
+            state
+                .waiting
+                .push_back(Waiting::Message(connection, message));
+            return;
+        }
+        self.handle_sync(now_ms, connection, document, message);
+    }
+
+    /// Handles a `request` or `sync` for a loaded document.
+    pub(super) fn handle_sync(
+        &mut self,
+        now_ms: u64,
+        connection: ConnectionId,
+        document: DocumentId,
+        message: Message,
+    ) {
+        let (data, is_request) = match message {
+            Message::Request { data, .. } => (data, true),
+            Message::Sync { data, .. } => (data, false),
+            _ => return,
+        };
+        let Some(conn) = self.connections.get(&connection) else {
+            return;
+        };
+        let principal = conn.principal.clone();
+        let speaks_refused = conn.speaks(EXTENSION_REFUSED);
+        let mut sync_message = match sync::Message::decode(&data) {
+            Ok(message) => message,
+            Err(error) => {
+                self.protocol_violation(
+                    connection,
+                    format!("document {document}: undecodable sync message: {error}"),
+                );
+                return;
+            }
+        };
+        let Some(state) = self.documents.get(&document) else {
+            return;
+        };
+        let access = self
+            .policy
+            .access(&principal, &document, state.meta.as_ref());
+        let known = state.exists || state.latest.is_some();
+        let carries_changes = !sync_message.changes.is_empty();
+        // `request` means "send it or say you do not have it"; a `sync` for a document we
+        // lack is the peer offering it, answered with our (empty) side of the protocol.
+        if access == Access::None || (!known && !carries_changes && is_request) {
+            // Unknown and forbidden look the same from outside (design §3.4).
+            if access == Access::None && known {
+                self.effects.push(Effect::Audit(AuditEvent::ReadDenied {
+                    connection,
+                    document,
+                }));
+            }
+            self.forget_peer(connection, document);
+            self.send_unavailable(connection, document);
+            return;
+        }
+        // A reader's device never sends its changes (our read-only flag tells it not to),
+        // but its heads show them. Tell it, so the user learns the edit will not sync.
+        let reader_has_own_changes = access == Access::Read
+            && sync_message
+                .heads
+                .iter()
+                .any(|head| state.latest().get_change_by_hash(head).is_none());
+        if reader_has_own_changes {
+            let refusal = Refusal {
+                code: RefusalCode::ReadOnly,
+                message: format!("document {document}: this account may only read it"),
+            };
+            self.refuse(connection, document, refusal, speaks_refused);
+            return;
+        }
+        let mut accepted = None;
+        let mut reusable_scratch = None;
+        let orphans = state.orphans.get(&connection).cloned().unwrap_or_default();
+        if carries_changes || !orphans.is_empty() {
+            let mut chunks: Vec<&[u8]> = sync_message.changes.iter().collect();
+            chunks.extend(orphans.iter().map(Vec::as_slice));
+            let mut still_orphaned = Vec::new();
+            let judged = new_changes(state.latest(), &chunks).and_then(|found| {
+                still_orphaned = found.orphans;
+                if found.applicable.is_empty() {
+                    return Ok(None);
+                }
+                if access == Access::Read {
+                    return Err(Refusal {
+                        code: RefusalCode::ReadOnly,
+                        message: format!("document {document}: this account may only read it"),
+                    });
+                }
+                let accepted = judge(
+                    &self.policy,
+                    &principal,
+                    &document,
+                    state.meta.as_ref(),
+                    state.latest(),
+                    &found.scratch,
+                    found.applicable,
+                )?;
+                // Without orphans queued inside it, the scratch copy is exactly the new
+                // latest state, which saves applying the changes a second time.
+                if still_orphaned.is_empty() {
+                    reusable_scratch = Some(found.scratch);
+                }
+                Ok(Some(accepted))
+            });
+            match judged {
+                Ok(result) => accepted = result,
+                Err(refusal) => {
+                    self.refuse(connection, document, refusal, speaks_refused);
+                    return;
+                }
+            }
+            sync_message.changes = sync::ChunkList::empty();
+            if let Some(state) = self.documents.get_mut(&document) {
+                still_orphaned.truncate(ORPHAN_CHANGES_PER_CONNECTION_MAX);
+                if still_orphaned.is_empty() {
+                    state.orphans.remove(&connection);
+                } else {
+                    state.orphans.insert(connection, still_orphaned);
+                }
+            }
+        }
+
+        // Register the peer's sync state for this document (or adjust it if access changed).
+        self.attach_peer(connection, document, access);
+        let mut write = None;
+        if let Some(accepted) = accepted {
+            let Some(state) = self.documents.get_mut(&document) else {
+                return;
+            };
+            let is_new = !state.exists && state.latest.is_none();
+            let latest = match reusable_scratch {
+                Some(scratch) => scratch,
+                None => {
+                    let mut latest = state.latest().clone();
+                    // The changes were just applied to a copy of this very state while
+                    // judging them, so this cannot fail in practice; if it does, the write
+                    // still lands and `drive` reports the document as damaged.
+                    let _ = latest.apply_changes(accepted.changes.iter().cloned());
+                    latest
+                }
+            };
+            state.latest = Some(latest);
+            // Recorded metadata is written with the first change, and again when a
+            // permitted transfer moves the record.
+            let new_meta = if is_new || accepted.meta != state.meta {
+                accepted.meta.clone()
+            } else {
+                None
+            };
+            let op = self.start_write(document, &accepted.changes, new_meta);
+            write = Some(PendingWrite {
+                op,
+                changes: accepted.changes,
+                meta: accepted.meta,
+                done: false,
+                local: false,
+            });
+        }
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        state.pipeline.push_back(Step {
+            write,
+            receive: Some((connection, sync_message)),
+        });
+        self.drive(now_ms, document);
+    }
+
+    pub(super) fn attach_peer(
+        &mut self,
+        connection: ConnectionId,
+        document: DocumentId,
+        access: Access,
+    ) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.documents.insert(document);
+        }
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        let peer = state
+            .peers
+            .entry(connection)
+            .or_insert_with(|| PeerDoc::new(access));
+        if peer.access != access {
+            peer.sync.set_read_only(access == Access::Read);
+            peer.access = access;
+        }
+    }
+
+    pub(super) fn forget_peer(&mut self, connection: ConnectionId, document: DocumentId) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.documents.remove(&document);
+        }
+        if let Some(state) = self.documents.get_mut(&document) {
+            state.peers.remove(&connection);
+            state.orphans.remove(&connection);
+        }
+    }
+
+    pub(super) fn refuse(
+        &mut self,
+        connection: ConnectionId,
+        document: DocumentId,
+        refusal: Refusal,
+        speaks_refused: bool,
+    ) {
+        if self.config.role == Role::Device {
+            // A device does not judge its relay; what it cannot read is a broken relay.
+            self.protocol_violation(
+                connection,
+                format!("document {document}: unreadable changes from the relay: {refusal}"),
+            );
+            return;
+        }
+        self.effects.push(Effect::Audit(AuditEvent::ChangeRefused {
+            connection,
+            document,
+            refusal: refusal.clone(),
+        }));
+        let message = format!("document {document}: changes refused: {refusal}");
+        // Start this document afresh with the peer: the device returns to our heads and
+        // syncs again from there.
+        self.forget_peer(connection, document);
+        let remote = self.remote_of(connection);
+        if speaks_refused {
+            let heads = self
+                .documents
+                .get(&document)
+                .map(|state| state.committed.get_heads())
+                .unwrap_or_default();
+            self.send(
+                connection,
+                &Message::Refused {
+                    sender_id: self.config.peer_id.clone(),
+                    target_id: remote,
+                    document_id: document,
+                    code: refusal.code.as_str().to_owned(),
+                    message,
+                    heads: heads.iter().map(|head| head.0).collect(),
+                },
+            );
+        } else {
+            // A plain automerge-repo peer has no way back; the protocol's answer is `error`
+            // followed by closing the socket.
+            self.send(
+                connection,
+                &Message::Error {
+                    message: message.clone(),
+                    sender_id: Some(self.config.peer_id.clone()),
+                    target_id: Some(remote),
+                },
+            );
+            self.close(connection, CloseReason::Refused(message));
+        }
+    }
+
+    /// Runs the document's pipeline as far as durable writes allow, then sends every peer
+    /// what it is missing.
+    pub(super) fn drive(&mut self, now_ms: u64, document: DocumentId) {
+        let role = self.config.role;
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        let mut changed = false;
+        let mut saved_locally = false;
+        let mut broken: Vec<(ConnectionId, String)> = Vec::new();
+        let mut relay_ack: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
+        let mut damaged: Vec<String> = Vec::new();
+        while let Some(step) = state.pipeline.front() {
+            if step.write.as_ref().is_some_and(|write| !write.done) {
+                break;
+            }
+            let Some(step) = state.pipeline.pop_front() else {
+                break;
+            };
+            if let Some(write) = step.write {
+                state
+                    .stored_rows
+                    .extend(write.changes.iter().map(|c| c.hash()));
+                let last_write = !state.pipeline.iter().any(|step| step.write.is_some());
+                match state.latest.take() {
+                    // `latest` is the durable state plus every pending write; after the
+                    // last one it is exactly the new durable state.
+                    Some(latest) if last_write => state.committed = latest,
+                    latest => {
+                        state.latest = latest;
+                        if let Err(error) = state.committed.apply_changes(write.changes) {
+                            damaged.push(error.to_string());
+                        }
+                    }
+                }
+                state.exists = true;
+                if write.meta.is_some() {
+                    state.meta = write.meta;
+                }
+                changed = true;
+                saved_locally |= write.local;
+            }
+            if let Some((connection, message)) = step.receive
+                && let Some(peer) = state.peers.get_mut(&connection)
+            {
+                if let Err(error) = state
+                    .committed
+                    .receive_sync_message(&mut peer.sync, message)
+                {
+                    broken.push((connection, format!("document {document}: {error}")));
+                    continue;
+                }
+                peer.requested = false;
+                if let Some(heads) = &peer.sync.their_heads {
+                    relay_ack.push((connection, heads.clone()));
+                }
+            }
+        }
+        if state.pipeline.is_empty() {
+            state.latest = None;
+        }
+        let heads = state.committed.get_heads();
+        let exists = state.exists;
+        let meta = state.meta.clone();
+        let mut outgoing: Vec<(ConnectionId, Vec<u8>, bool)> = Vec::new();
+        for (connection, peer) in &mut state.peers {
+            // A hash the peer names in `need` is one it does not have, whatever we think we
+            // sent: automerge would not send it twice, and the two sides would ask each
+            // other forever (seen in the simulation when a change was dropped for missing
+            // dependencies or hidden by a bloom filter false positive).
+            if let Some(need) = &peer.sync.their_need {
+                for hash in need {
+                    peer.sync.sent_hashes.remove(hash);
+                }
+            }
+            if let Some(mut message) = state.committed.generate_sync_message(&mut peer.sync) {
+                // Automerge asks for the dependencies of changes queued inside a document;
+                // ours wait outside it (see `incoming_changes.rs`), so ask for theirs here.
+                if let Some(orphans) = state.orphans.get(connection) {
+                    let latest = state.latest.as_ref().unwrap_or(&state.committed);
+                    for dependency in missing_dependencies(latest, orphans) {
+                        if !message.need.contains(&dependency) {
+                            message.need.push(dependency);
+                        }
+                    }
+                    // The encoding requires sorted hashes.
+                    message.need.sort();
+                }
+                let as_request = role == Role::Device && !exists && peer.requested;
+                outgoing.push((*connection, message.encode(), as_request));
+            }
+        }
+        state.last_used_ms = now_ms;
+        let waiting_compaction = state.compacting.is_none()
+            && state.stored_rows.len() >= CHANGE_ROWS_BEFORE_COMPACTION_MAX
+            && state.pipeline.is_empty();
+
+        for (connection, error) in broken {
+            self.protocol_violation(connection, error);
+        }
+        for detail in damaged {
+            self.notify(Notification::DocumentError { document, detail });
+        }
+        for (connection, data, as_request) in outgoing {
+            self.send_sync(connection, document, data, as_request);
+        }
+        if changed {
+            self.notify(Notification::DocumentChanged {
+                document,
+                heads: heads.clone(),
+            });
+            if saved_locally {
+                self.notify(Notification::LocalChangeSaved {
+                    document,
+                    heads: heads.clone(),
+                });
+            }
+            if role == Role::Device {
+                let entry = self.index.entry(document).or_default();
+                entry.local_heads.clone_from(&heads);
+                // A device pushes every durable change to every relay it is connected to.
+                let unsynced: Vec<ConnectionId> = self
+                    .connections
+                    .iter()
+                    .filter(|(_, conn)| {
+                        matches!(conn.handshake, Handshake::Ready)
+                            && !conn.documents.contains(&document)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for connection in unsynced {
+                    self.begin_sync(now_ms, connection, document);
+                }
+            } else if let Some(meta) = &meta {
+                self.announce(now_ms, document, meta.clone());
+            }
+        }
+        for (connection, their_heads) in relay_ack {
+            self.notify(Notification::PeerHeads {
+                connection,
+                document,
+                heads: their_heads.clone(),
+            });
+            if role == Role::Device {
+                self.relay_acknowledged(connection, document, &heads, their_heads);
+            }
+        }
+        if waiting_compaction {
+            self.compact(document);
+        }
+        let deferred = self
+            .documents
+            .get_mut(&document)
+            .filter(|state| state.pipeline.is_empty())
+            .and_then(|state| state.deferred_refusal.take());
+        if let Some((connection, code, message, heads)) = deferred {
+            self.refused_received(now_ms, connection, document, code, message, &heads);
+        }
+    }
+
+    /// Device: the relay told us its heads for a document; record what it holds.
+    pub(super) fn relay_acknowledged(
+        &mut self,
+        connection: ConnectionId,
+        document: DocumentId,
+        our_heads: &[ChangeHash],
+        their_heads: Vec<ChangeHash>,
+    ) {
+        let synced = same_heads(our_heads, &their_heads);
+        let entry = self.index.entry(document).or_default();
+        if synced && !same_heads(&entry.relay_heads, &their_heads) {
+            entry.relay_heads.clone_from(&their_heads);
+            let op = self.next_op();
+            self.pending_ops.insert(op, PendingOp::Bookkeeping);
+            self.effects.push(Effect::Storage {
+                id: op,
+                op: StorageOp::PutRelayHeads {
+                    document,
+                    heads: their_heads,
+                },
+            });
+        }
+        if synced {
+            self.scope_document_done(connection, document);
+        }
+    }
+
+    /// Relay: tell connections that speak the scope extension about a document that
+    /// changed in their scope, by starting to sync it with them.
+    pub(super) fn announce(
+        &mut self,
+        now_ms: u64,
+        document: DocumentId,
+        meta: crate::domain::DocumentMeta,
+    ) {
+        let candidates: Vec<(ConnectionId, Access)> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| {
+                matches!(conn.handshake, Handshake::Ready)
+                    && conn.speaks(EXTENSION_SCOPE)
+                    && !conn.documents.contains(&document)
+                    && conn.documents.len() < DOCUMENTS_PER_CONNECTION_MAX
+            })
+            .map(|(id, conn)| {
+                (
+                    *id,
+                    self.policy.access(&conn.principal, &document, Some(&meta)),
+                )
+            })
+            .filter(|(_, access)| *access != Access::None)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        for (connection, access) in candidates {
+            self.attach_peer(connection, document, access);
+        }
+        self.drive(now_ms, document);
+    }
+
+    pub(super) fn send_sync(
+        &mut self,
+        connection: ConnectionId,
+        document: DocumentId,
+        data: Vec<u8>,
+        as_request: bool,
+    ) {
+        let sender_id = self.config.peer_id.clone();
+        let target_id = self.remote_of(connection);
+        let message = if as_request {
+            Message::Request {
+                document_id: document,
+                sender_id,
+                target_id,
+                data,
+            }
+        } else {
+            Message::Sync {
+                document_id: document,
+                sender_id,
+                target_id,
+                data,
+            }
+        };
+        self.send(connection, &message);
+    }
+
+    pub(super) fn send_unavailable(&mut self, connection: ConnectionId, document: DocumentId) {
+        let message = Message::DocUnavailable {
+            document_id: document,
+            sender_id: self.config.peer_id.clone(),
+            target_id: self.remote_of(connection),
+        };
+        self.send(connection, &message);
+    }
+
+    pub(super) fn unavailable_received(&mut self, connection: ConnectionId, document: DocumentId) {
+        self.forget_peer(connection, document);
+        self.notify(Notification::DocumentUnavailable { document });
+        self.scope_document_done(connection, document);
+    }
+
+    pub(super) fn ephemeral_received(
+        &mut self,
+        connection: ConnectionId,
+        sender_id: PeerId,
+        count: u64,
+        session_id: String,
+        document: DocumentId,
+        data: Vec<u8>,
+    ) {
+        if self.config.role != Role::Relay || data.len() > SYNC_DATA_BYTES_MAX {
+            return;
+        }
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return;
+        };
+        // Drop repeats of a session unless its count grew, as automerge-repo does.
+        let key = (sender_id.0.clone(), session_id.clone());
+        if conn
+            .ephemeral_seen
+            .get(&key)
+            .is_some_and(|seen| *seen >= count)
+        {
+            return;
+        }
+        if conn.ephemeral_seen.len() >= EPHEMERAL_SESSIONS_PER_CONNECTION_MAX {
+            conn.ephemeral_seen.clear();
+        }
+        conn.ephemeral_seen.insert(key, count);
+        let Some(state) = self.documents.get(&document) else {
+            return;
+        };
+        let principal = conn.principal.clone();
+        // Only peers that may read the document, and only from a peer that may read it.
+        if self
+            .policy
+            .access(&principal, &document, state.meta.as_ref())
+            == Access::None
+        {
+            return;
+        }
+        let targets: Vec<ConnectionId> = state
+            .peers
+            .keys()
+            .filter(|other| **other != connection)
+            .copied()
+            .collect();
+        for target in targets {
+            let message = Message::Ephemeral {
+                sender_id: sender_id.clone(),
+                target_id: self.remote_of(target),
+                count,
+                session_id: session_id.clone(),
+                document_id: document,
+                data: data.clone(),
+            };
+            self.send(target, &message);
+        }
+    }
+}
