@@ -680,7 +680,7 @@ fn the_reviewer_receives_records_by_scope_and_an_approval_reaches_the_director()
     let reviewer_id = world.devices[t.reviewer].account.id.clone();
     let at = i64::try_from(NOW_MS).unwrap();
     world.edit_visit(t.reviewer, visit, |v| {
-        v.review = Review::approve(AccountId::new("someone-else"), at, Some("走访记录完整".to_owned()));
+        v.review = Review::approve(reviewer_id.clone(), at, Some("走访记录完整".to_owned()));
     });
     world.run_until_quiet();
 
@@ -783,7 +783,7 @@ fn a_disabled_account_sees_nothing() {
     let mut t = township();
     let world = &mut t.world;
     let mut disabled = director("dir-a-old", VILLAGE_A);
-    disabled.disabled = false;
+    disabled.disabled = true;
     let device = world.add_device(disabled);
     world.connect(device);
     world.run_until_quiet();

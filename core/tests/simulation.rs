@@ -28,6 +28,7 @@ const DEFAULT_SEEDS: u64 = 10_000;
 #[derive(Default)]
 struct Exercised {
     reboots: usize,
+    evictions: usize,
     refusals: usize,
     shared_documents: usize,
 }
@@ -56,6 +57,7 @@ fn run_seed(seed: u64) -> Result<Exercised, String> {
         .count();
     Ok(Exercised {
         reboots: world.reboots,
+        evictions: world.evictions,
         refusals,
         shared_documents,
     })
@@ -113,13 +115,15 @@ fn all_replicas_converge_for_every_seed() {
         .filter_map(|(_, result)| result.as_ref().ok())
         .fold(Exercised::default(), |sum, one| Exercised {
             reboots: sum.reboots + one.reboots,
+            evictions: sum.evictions + one.evictions,
             refusals: sum.refusals + one.refusals,
             shared_documents: sum.shared_documents + one.shared_documents,
         });
     println!(
-        "{} seeds converged; they rebooted the relay {} times, refused {} changes and merged {} documents edited on several devices",
+        "{} seeds converged; they rebooted the relay {} times, evicted {} idle documents, refused {} changes and merged {} documents edited on several devices",
         seeds.len(),
         total.reboots,
+        total.evictions,
         total.refusals,
         total.shared_documents
     );

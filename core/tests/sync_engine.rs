@@ -431,3 +431,30 @@ fn ephemeral_messages_reach_only_peers_that_may_read_the_document() {
     assert_eq!(received(&world, 1), 0);
     assert_eq!(received(&world, 0), 0);
 }
+
+#[test]
+fn idle_documents_leave_the_relay_memory_and_come_back_when_used() {
+    let mut world = World::new(10);
+    world.connect(0);
+    world.connect(2);
+    let documents: Vec<DocumentId> = (0..5).map(|_| world.create_document(0)).collect();
+    quiet(&mut world);
+    assert_eq!(world.relay.repo.loaded_documents(), documents.len());
+
+    world.now_ms += caresync_core::sync::limits::DOCUMENT_IDLE_MS_MAX + 1;
+    world.relay.repo.tick(world.now_ms);
+    world.pump();
+    assert_eq!(world.relay.repo.loaded_documents(), 0);
+
+    // A connected device edits one of them: the relay loads it again and passes the
+    // change on to the other device that had it.
+    assert!(world.edit_document(0, documents[0], "note", 5, false));
+    quiet(&mut world);
+    assert_eq!(world.relay.repo.loaded_documents(), 1);
+    let relay = world.relay.store.materialise(&documents[0]).unwrap();
+    assert!(relay.get(ROOT, "note").unwrap().is_some());
+    assert_eq!(
+        device_doc(&world, 2, &documents[0]).get_heads(),
+        relay.get_heads()
+    );
+}

@@ -70,10 +70,11 @@ impl PeerDoc {
         }
     }
 
-    /// Nothing in flight and the peer has what we have: safe to drop the document from
-    /// memory and keep only this state.
+    /// The peer has told us it holds what we hold: safe to drop the document from memory
+    /// and keep only this state. (`in_flight` stays set on whichever side spoke last, so it
+    /// says nothing here; a late message simply loads the document again.)
     pub(crate) fn is_quiet(&self, our_heads: &[ChangeHash]) -> bool {
-        !self.sync.in_flight && self.sync.their_heads.as_deref() == Some(our_heads)
+        self.sync.their_heads.as_deref() == Some(our_heads)
     }
 }
 

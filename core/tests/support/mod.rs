@@ -209,6 +209,7 @@ pub struct Link {
 
 pub struct World {
     pub reboots: usize,
+    pub evictions: usize,
     pub relay_audit: Vec<AuditEvent>,
     pub relay_closes: Vec<CloseReason>,
     pub rng: SmallRng,
@@ -254,6 +255,7 @@ impl World {
             .collect();
         World {
             reboots: 0,
+            evictions: 0,
             relay_audit: Vec::new(),
             relay_closes: Vec::new(),
             rng: SmallRng::seed_from_u64(seed),
@@ -623,7 +625,17 @@ impl World {
                 }
             }
             97 => self.reboot_relay(),
-            _ => self.relay.repo.tick(self.now_ms),
+            _ => {
+                // Half the time the relay sits idle long enough to evict documents while
+                // devices stay connected.
+                if self.rng.random_bool(0.5) {
+                    self.now_ms += caresync_core::sync::limits::DOCUMENT_IDLE_MS_MAX + 1;
+                }
+                let loaded = self.relay.repo.loaded_documents();
+                self.relay.repo.tick(self.now_ms);
+                self.evictions += loaded.saturating_sub(self.relay.repo.loaded_documents());
+                self.pump();
+            }
         }
     }
 

@@ -334,6 +334,25 @@ impl<P: Policy> Repo<P> {
             let Some(step) = state.pipeline.pop_front() else {
                 break;
             };
+            // The peer's message is received before its changes join the durable state,
+            // as automerge itself would see it; receiving it afterwards makes automerge
+            // take the message's heads as already acknowledged, and the peer would never
+            // learn that we now hold them.
+            if let Some((connection, message)) = step.receive
+                && let Some(peer) = state.peers.get_mut(&connection)
+            {
+                if let Err(error) = state
+                    .committed
+                    .receive_sync_message(&mut peer.sync, message)
+                {
+                    broken.push((connection, format!("document {document}: {error}")));
+                } else {
+                    peer.requested = false;
+                    if let Some(heads) = &peer.sync.their_heads {
+                        relay_ack.push((connection, heads.clone()));
+                    }
+                }
+            }
             if let Some(write) = step.write {
                 state
                     .stored_rows
@@ -356,21 +375,6 @@ impl<P: Policy> Repo<P> {
                 }
                 changed = true;
                 saved_locally |= write.local;
-            }
-            if let Some((connection, message)) = step.receive
-                && let Some(peer) = state.peers.get_mut(&connection)
-            {
-                if let Err(error) = state
-                    .committed
-                    .receive_sync_message(&mut peer.sync, message)
-                {
-                    broken.push((connection, format!("document {document}: {error}")));
-                    continue;
-                }
-                peer.requested = false;
-                if let Some(heads) = &peer.sync.their_heads {
-                    relay_ack.push((connection, heads.clone()));
-                }
             }
         }
         if state.pipeline.is_empty() {
