@@ -9,20 +9,23 @@
     clippy::panic
 )]
 
+mod support;
+
 use std::collections::{BTreeMap, VecDeque};
 
-use automerge::{Automerge, ChangeHash};
+use automerge::Automerge;
 use caresync_core::domain::{
-    Account, AccountId, Checklist, Child, ChildCategory, DocumentMeta, Gender, HomeVisit, OrgLevel,
-    OrgTree, OrgUnit, OrgUnitCode, RecordStatus, Review, ReviewState, Risk, RiskLevel,
-    Role as AccountRole, SubjectId, YearMonth,
+    Account, AccountId, Checklist, Child, ChildCategory, Gender, HomeVisit, OrgLevel, OrgTree,
+    OrgUnit, OrgUnitCode, RecordStatus, Review, ReviewState, Risk, RiskLevel, Role as AccountRole,
+    SubjectId, YearMonth,
 };
 use caresync_core::protocol::{DocumentId, PeerId, ScopeEntry};
 use caresync_core::relay_policy::RelayPolicy;
 use caresync_core::sync::{
     Access, AuditEvent, ConnectionId, Effect, Notification, Policy, RefusalCode, Repo, RepoConfig,
-    Role, StorageCompletion, StorageOp, StorageOpId, StoredChange, StoredDocument, TrustingPolicy,
+    Role, StorageCompletion, StorageOp, StorageOpId, TrustingPolicy,
 };
+use support::Store;
 
 // ----- the org tree and the accounts ------------------------------------------------
 
@@ -63,101 +66,6 @@ fn reviewer(id: &str) -> Account {
 }
 
 // ----- in-memory storage --------------------------------------------------------------
-
-#[derive(Debug, Default, Clone)]
-struct StoredDoc {
-    snapshot: Option<Vec<u8>>,
-    rows: BTreeMap<ChangeHash, Vec<u8>>,
-    meta: Option<DocumentMeta>,
-    heads: Vec<ChangeHash>,
-    /// The store's sequence number when the document last changed, for scope cursors.
-    sequence: u64,
-}
-
-#[derive(Debug, Default)]
-struct Store {
-    documents: BTreeMap<DocumentId, StoredDoc>,
-    sequence: u64,
-    scope_cursor: Option<u64>,
-}
-
-impl Store {
-    /// Carries out a write; reads (`Load`, `ListScope`) are answered by the caller.
-    fn apply(&mut self, op: &StorageOp) {
-        match op {
-            StorageOp::PutChanges {
-                document,
-                meta,
-                changes,
-                heads,
-            } => {
-                self.sequence += 1;
-                let stored = self.documents.entry(*document).or_default();
-                for change in changes {
-                    stored
-                        .rows
-                        .entry(change.hash)
-                        .or_insert_with(|| change.bytes.clone());
-                }
-                if meta.is_some() {
-                    stored.meta.clone_from(meta);
-                }
-                stored.heads.clone_from(heads);
-                stored.sequence = self.sequence;
-            }
-            StorageOp::Compact {
-                document,
-                snapshot,
-                covered,
-            } => {
-                if let Some(stored) = self.documents.get_mut(document) {
-                    stored.snapshot = Some(snapshot.clone());
-                    for hash in covered {
-                        stored.rows.remove(hash);
-                    }
-                }
-            }
-            StorageOp::Replace { document, snapshot } => {
-                let stored = self.documents.entry(*document).or_default();
-                stored.snapshot = Some(snapshot.clone());
-                stored.rows.clear();
-                stored.heads = Automerge::load(snapshot).unwrap().get_heads();
-            }
-            StorageOp::SaveScopeCursor { cursor } => self.scope_cursor = Some(*cursor),
-            StorageOp::Load { .. }
-            | StorageOp::ListScope { .. }
-            | StorageOp::PutRelayHeads { .. } => {}
-        }
-    }
-
-    fn load(&self, document: &DocumentId) -> Option<StoredDocument> {
-        self.documents.get(document).map(|stored| StoredDocument {
-            snapshot: stored.snapshot.clone(),
-            changes: stored
-                .rows
-                .iter()
-                .map(|(hash, bytes)| StoredChange {
-                    hash: *hash,
-                    bytes: bytes.clone(),
-                })
-                .collect(),
-            meta: stored.meta.clone(),
-        })
-    }
-
-    /// The document as storage holds it (snapshot plus rows), if anything is stored.
-    fn materialise(&self, document: &DocumentId) -> Option<Automerge> {
-        let stored = self.load(document)?;
-        let mut doc = Automerge::new();
-        if let Some(snapshot) = &stored.snapshot {
-            doc.load_incremental(snapshot).unwrap();
-        }
-        for row in &stored.changes {
-            doc.load_incremental(&row.bytes).unwrap();
-        }
-        Some(doc)
-    }
-}
 
 // ----- the world: one relay, devices, an in-memory network ------------------------------
 

@@ -13,6 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub mod store;
+pub use store::Store;
+
 use automerge::{
     ActorId, Automerge, AutomergeError, ChangeHash, ROOT, ReadDoc, transaction::Transactable,
 };
@@ -20,8 +23,7 @@ use caresync_core::domain::{DocumentMeta, read_meta};
 use caresync_core::protocol::{DocumentId, PeerId, ScopeEntry};
 use caresync_core::sync::{
     Access, AuditEvent, CloseReason, ConnectionId, Effect, Notification, Policy, Refusal,
-    RefusalCode, Repo, RepoConfig, Role, StorageCompletion, StorageOp, StorageOpId, StoredDocument,
-    TrustingPolicy,
+    RefusalCode, Repo, RepoConfig, Role, StorageCompletion, StorageOp, StorageOpId, TrustingPolicy,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -88,98 +90,6 @@ impl Policy for VillagePolicy {
             });
         }
         Ok(Some(meta))
-    }
-}
-
-/// An in-memory store with the semantics the SQLite driver must have: rows keyed by hash,
-/// compaction deleting exactly the covered rows, a sequence number for scope cursors.
-#[derive(Debug, Default, Clone)]
-pub struct Store {
-    pub documents: BTreeMap<DocumentId, StoredDoc>,
-    pub sequence: u64,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct StoredDoc {
-    pub snapshot: Option<Vec<u8>>,
-    pub rows: BTreeMap<ChangeHash, Vec<u8>>,
-    pub meta: Option<DocumentMeta>,
-    pub heads: Vec<ChangeHash>,
-    pub sequence: u64,
-}
-
-impl Store {
-    pub fn apply(&mut self, op: &StorageOp) {
-        match op {
-            StorageOp::PutChanges {
-                document,
-                meta,
-                changes,
-                heads,
-            } => {
-                self.sequence += 1;
-                let stored = self.documents.entry(*document).or_default();
-                for change in changes {
-                    stored
-                        .rows
-                        .entry(change.hash)
-                        .or_insert(change.bytes.clone());
-                }
-                if stored.meta.is_none() {
-                    stored.meta.clone_from(meta);
-                }
-                stored.heads.clone_from(heads);
-                stored.sequence = self.sequence;
-            }
-            StorageOp::Compact {
-                document,
-                snapshot,
-                covered,
-            } => {
-                if let Some(stored) = self.documents.get_mut(document) {
-                    stored.snapshot = Some(snapshot.clone());
-                    for hash in covered {
-                        stored.rows.remove(hash);
-                    }
-                }
-            }
-            StorageOp::Replace { document, snapshot } => {
-                let stored = self.documents.entry(*document).or_default();
-                stored.snapshot = Some(snapshot.clone());
-                stored.rows.clear();
-            }
-            StorageOp::Load { .. }
-            | StorageOp::ListScope { .. }
-            | StorageOp::SaveScopeCursor { .. }
-            | StorageOp::PutRelayHeads { .. } => {}
-        }
-    }
-
-    pub fn load(&self, document: &DocumentId) -> Option<StoredDocument> {
-        self.documents.get(document).map(|stored| StoredDocument {
-            snapshot: stored.snapshot.clone(),
-            changes: stored
-                .rows
-                .iter()
-                .map(|(hash, bytes)| caresync_core::sync::StoredChange {
-                    hash: *hash,
-                    bytes: bytes.clone(),
-                })
-                .collect(),
-            meta: stored.meta.clone(),
-        })
-    }
-
-    pub fn materialise(&self, document: &DocumentId) -> Option<Automerge> {
-        let stored = self.load(document)?;
-        let mut doc = Automerge::new();
-        if let Some(snapshot) = &stored.snapshot {
-            doc.load_incremental(snapshot).unwrap();
-        }
-        for row in &stored.changes {
-            doc.load_incremental(&row.bytes).unwrap();
-        }
-        Some(doc)
     }
 }
 
