@@ -20,7 +20,7 @@
 mod support;
 
 use caresync_core::sync::{AuditEvent, ConnectionId, StorageCompletion, StorageOp};
-use support::{STEPS, World};
+use support::World;
 
 const DEFAULT_SEEDS: u64 = 10_000;
 
@@ -34,21 +34,7 @@ struct Exercised {
 }
 
 fn run_seed(seed: u64) -> Result<Exercised, String> {
-    let mut world = World::new(seed);
-    for device in 0..world.devices.len() {
-        world.connect(device);
-    }
-    // Two phases with a heal between them: in the second, every device of a village
-    // holds the records the others made in the first, so they edit the same records
-    // concurrently, offline or not.
-    for _ in 0..STEPS {
-        world.random_step();
-    }
-    world.heal()?;
-    for _ in 0..STEPS {
-        world.random_step();
-    }
-    world.heal()?;
+    let world = World::play_history(seed)?;
     let shared_documents = world.check_converged()?;
     let refusals = world
         .relay_audit

@@ -549,6 +549,26 @@ impl World {
         }
     }
 
+    /// Plays the seeded history the simulation checks: everyone connects, then two phases
+    /// of random steps with a heal between them. In the second phase every device of a
+    /// village holds the records the others made in the first, so they edit the same
+    /// records concurrently, offline or not.
+    pub fn play_history(seed: u64) -> Result<World, String> {
+        let mut world = World::new(seed);
+        for device in 0..world.devices.len() {
+            world.connect(device);
+        }
+        for _ in 0..STEPS {
+            world.random_step();
+        }
+        world.heal()?;
+        for _ in 0..STEPS {
+            world.random_step();
+        }
+        world.heal()?;
+        Ok(world)
+    }
+
     /// Connects everyone and runs until no frame or storage request is left.
     pub fn heal(&mut self) -> Result<(), String> {
         for device in 0..self.devices.len() {
