@@ -10,7 +10,6 @@ use super::ConnectionId;
 use super::policy::Access;
 use super::storage::StorageOpId;
 use crate::domain::DocumentMeta;
-use crate::protocol::Message;
 
 #[derive(Debug)]
 pub(crate) enum Status {
@@ -22,8 +21,12 @@ pub(crate) enum Status {
 /// Work that arrived before the document was loaded.
 #[derive(Debug)]
 pub(crate) enum Waiting {
-    /// A `request` or `sync` from a connection.
-    Message(ConnectionId, Message),
+    /// The automerge sync message of a `request` (`is_request`) or `sync` from a connection.
+    Sync {
+        connection: ConnectionId,
+        data: Vec<u8>,
+        is_request: bool,
+    },
     /// Start syncing this document with a connection (device side).
     BeginSync(ConnectionId),
 }

@@ -236,6 +236,14 @@ impl<P: Policy> Repo<P> {
     }
     // ----- helpers -------------------------------------------------------------------
 
+    /// The heads of what storage holds of a loaded document (empty if it is not loaded).
+    fn durable_heads(&self, document: &DocumentId) -> Vec<ChangeHash> {
+        self.documents
+            .get(document)
+            .map(|state| state.committed.get_heads())
+            .unwrap_or_default()
+    }
+
     fn next_op(&mut self) -> StorageOpId {
         let op = StorageOpId(self.next_op);
         self.next_op += 1;

@@ -143,18 +143,16 @@ impl<P: Policy> Repo<P> {
         }
         for item in waiting {
             match item {
-                Waiting::Message(connection, message) => {
-                    self.handle_sync(now_ms, connection, document, message);
-                }
+                Waiting::Sync {
+                    connection,
+                    data,
+                    is_request,
+                } => self.handle_sync(now_ms, connection, document, data, is_request),
                 Waiting::BeginSync(connection) => self.begin_sync(now_ms, connection, document),
             }
         }
         if exists {
-            let heads = self
-                .documents
-                .get(&document)
-                .map(|state| state.committed.get_heads())
-                .unwrap_or_default();
+            let heads = self.durable_heads(&document);
             self.notify(Notification::DocumentChanged { document, heads });
         } else if self.config.role == Role::Device
             && self
@@ -193,13 +191,12 @@ impl<P: Policy> Repo<P> {
     }
 
     pub(super) fn compact(&mut self, document: DocumentId) {
+        let op = self.next_op();
         let Some(state) = self.documents.get_mut(&document) else {
             return;
         };
         let covered = state.stored_rows.clone();
         let snapshot = state.committed.save();
-        let op = StorageOpId(self.next_op);
-        self.next_op += 1;
         state.compacting = Some(op);
         self.pending_ops
             .insert(op, PendingOp::Compact(document, covered.clone()));

@@ -28,21 +28,6 @@ impl<P: Policy> Repo<P> {
             );
             return;
         }
-        let message = if is_request {
-            Message::Request {
-                document_id: document,
-                sender_id: PeerId::from(""),
-                target_id: PeerId::from(""),
-                data,
-            }
-        } else {
-            Message::Sync {
-                document_id: document,
-                sender_id: PeerId::from(""),
-                target_id: PeerId::from(""),
-                data,
-            }
-        };
         if !self.ensure_document(now_ms, document) {
             return;
         }
@@ -55,12 +40,14 @@ impl<P: Policy> Repo<P> {
                 self.close(connection, CloseReason::LimitExceeded("queued messages"));
                 return;
             }
-            state
-                .waiting
-                .push_back(Waiting::Message(connection, message));
+            state.waiting.push_back(Waiting::Sync {
+                connection,
+                data,
+                is_request,
+            });
             return;
         }
-        self.handle_sync(now_ms, connection, document, message);
+        self.handle_sync(now_ms, connection, document, data, is_request);
     }
 
     /// Handles a `request` or `sync` for a loaded document.
@@ -69,13 +56,9 @@ impl<P: Policy> Repo<P> {
         now_ms: u64,
         connection: ConnectionId,
         document: DocumentId,
-        message: Message,
+        data: Vec<u8>,
+        is_request: bool,
     ) {
-        let (data, is_request) = match message {
-            Message::Request { data, .. } => (data, true),
-            Message::Sync { data, .. } => (data, false),
-            _ => return,
-        };
         let Some(conn) = self.connections.get(&connection) else {
             return;
         };
@@ -284,11 +267,7 @@ impl<P: Policy> Repo<P> {
         self.forget_peer(connection, document);
         let remote = self.remote_of(connection);
         if speaks_refused {
-            let heads = self
-                .documents
-                .get(&document)
-                .map(|state| state.committed.get_heads())
-                .unwrap_or_default();
+            let heads = self.durable_heads(&document);
             self.send(
                 connection,
                 &Message::Refused {
