@@ -40,3 +40,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "web-demo")]
     pub web_dir: PathBuf,
 }
+
+/// Runs one subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args),
+    }
+}

@@ -1,19 +1,14 @@
-//! `caresync`: the relay binary. The subcommands live in their own modules; this file only
-//! parses the command line, sets up logging and dispatches.
-
-mod cli;
-mod routes;
-mod serve;
-mod shutdown;
+//! `caresync`: the relay binary. It parses the command line, sets up logging and hands over
+//! to the library.
 
 use clap::Parser;
+
+use caresync_server::cli;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     init_tracing();
-    match cli.command {
-        cli::Command::Serve(args) => serve::run(args),
-    }
+    cli::run(cli)
 }
 
 fn init_tracing() {

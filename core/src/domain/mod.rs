@@ -13,6 +13,7 @@ mod meta;
 mod org;
 mod person;
 mod record;
+mod report_row;
 mod review;
 mod service_log;
 mod time;
@@ -27,6 +28,7 @@ pub use meta::*;
 pub use org::{OrgLevel, OrgTree, OrgUnit};
 pub use person::{Gender, SubjectStatus};
 pub use record::{Record, read_kind};
+pub use report_row::ReportRow;
 pub use review::{Comment, RecordStatus, Review, ReviewState};
 pub use service_log::{
     Confirmation, ConfirmationMethod, DurationOverride, OTHER_SERVICE_PREFIX, ServiceLog,

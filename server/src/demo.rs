@@ -1,0 +1,1 @@
+//! Demo data: a small, realistic prefecture for `caresync serve --demo`.
