@@ -70,6 +70,22 @@ ensure_wasm_bindgen_cli() {
     fi
 }
 
+# The pinned JavaScript packages of tests/js (the official automerge-repo client and sync
+# server) for the interoperability tests: `npm ci` when node_modules is missing or older
+# than package-lock.json, nothing otherwise.
+JS_DIR=tests/js
+
+ensure_js_packages() {
+    local installed="$JS_DIR/node_modules/.package-lock.json"
+    command -v npm >/dev/null 2>&1 || die "npm not found: the tests need Node.js 20 and npm"
+    if [[ -f "$installed" ]] && [[ ! "$JS_DIR/package-lock.json" -nt "$installed" ]]; then
+        step "JavaScript packages in $JS_DIR: installed"
+    else
+        step "npm ci in $JS_DIR"
+        (cd "$JS_DIR" && npm ci --no-audit --no-fund)
+    fi
+}
+
 # Builds the browser module into web-demo/pkg and prints its gzipped size.
 build_wasm() {
     step "cargo build -p caresync-wasm --target $WASM_TARGET --profile $WASM_PROFILE"

@@ -37,25 +37,28 @@ check_core_sources() {
     fi
 }
 
-check_wasm_bindgen_users() {
-    local out users rc=0
-    out="$(cargo tree -i wasm-bindgen -e normal,build,dev --target all --workspace \
+# Fails if a workspace crate other than `owner` depends directly on `package` (normal,
+# build or dev dependencies, any target).
+check_only_user() {
+    local package="$1" owner="$2" out users rc=0
+    out="$(cargo tree -i "$package" -e normal,build,dev --target all --workspace \
         --depth 1 --prefix none 2>&1)" || rc=$?
     if [[ $rc -ne 0 ]]; then
         grep -q "did not match any packages" <<<"$out" && return 0
         printf '%s\n' "$out" >&2
-        die "cargo tree failed while checking who depends on wasm-bindgen"
+        die "cargo tree failed while checking who depends on $package"
     fi
-    users="$(grep -F " (${ROOT}/" <<<"$out" | grep -v '^caresync-wasm ' || true)"
+    users="$(grep -F " (${ROOT}/" <<<"$out" | grep -v "^${owner} " || true)"
     if [[ -n "$users" ]]; then
         printf '%s\n' "$users" >&2
-        die "architecture: only caresync-wasm may depend on wasm-bindgen directly"
+        die "architecture: only $owner may depend on $package directly"
     fi
 }
 
 ensure_rust_components
 ensure_wasm_target
 ensure_wasm_bindgen_cli
+ensure_js_packages
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
@@ -68,7 +71,9 @@ for package in tokio rusqlite axum wasm-bindgen; do
     check_core_lacks "$package"
 done
 check_core_sources
-check_wasm_bindgen_users
+check_only_user wasm-bindgen caresync-wasm
+check_only_user rusqlite caresync-server
+check_only_user axum caresync-server
 step "architecture invariants: ok"
 
 step "cargo build -p caresync-core --target $WASM_TARGET"

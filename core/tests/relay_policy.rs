@@ -25,7 +25,7 @@ use caresync_core::sync::{
     Access, AuditEvent, ConnectionId, Effect, Notification, Policy, RefusalCode, Repo, RepoConfig,
     Role, StorageCompletion, StorageOp, StorageOpId, TrustingPolicy,
 };
-use support::Store;
+use support::MemoryStore;
 
 // ----- the org tree and the accounts ------------------------------------------------
 
@@ -71,7 +71,7 @@ fn reviewer(id: &str) -> Account {
 
 struct Node<P: Policy> {
     repo: Repo<P>,
-    store: Store,
+    store: MemoryStore,
     /// Storage requests waiting for the driver, completed in order like a single writer.
     pending: VecDeque<(StorageOpId, StorageOp)>,
     notifications: Vec<Notification>,
@@ -81,7 +81,7 @@ impl<P: Policy> Node<P> {
     fn new(repo: Repo<P>) -> Self {
         Node {
             repo,
-            store: Store::default(),
+            store: MemoryStore::default(),
             pending: VecDeque::new(),
             notifications: Vec::new(),
         }
@@ -252,7 +252,7 @@ impl World {
         let Some((id, op)) = self.relay.pending.pop_front() else {
             return false;
         };
-        self.relay.store.apply(&op);
+        self.relay.store.apply(&op).unwrap();
         let completion = match op {
             StorageOp::Load { document } => StorageCompletion::Loaded {
                 id,
@@ -277,7 +277,7 @@ impl World {
         let Some((id, op)) = node.pending.pop_front() else {
             return false;
         };
-        node.store.apply(&op);
+        node.store.apply(&op).unwrap();
         let completion = match op {
             StorageOp::Load { document } => StorageCompletion::Loaded {
                 id,
@@ -347,11 +347,15 @@ impl World {
     }
 
     fn relay_doc(&self, document: &DocumentId) -> Option<Automerge> {
-        self.relay.store.materialise(document)
+        self.relay.store.materialise(document).unwrap()
     }
 
     fn device_doc(&self, device: usize, document: &DocumentId) -> Option<Automerge> {
-        self.devices[device].node.store.materialise(document)
+        self.devices[device]
+            .node
+            .store
+            .materialise(document)
+            .unwrap()
     }
 
     /// The refusals device `device` was told about for `document`: (code, message).

@@ -24,7 +24,13 @@ fn quiet(world: &mut World) {
 }
 
 fn relay_heads(world: &World, document: &DocumentId) -> Vec<automerge::ChangeHash> {
-    world.relay.store.materialise(document).unwrap().get_heads()
+    world
+        .relay
+        .store
+        .materialise(document)
+        .unwrap()
+        .unwrap()
+        .get_heads()
 }
 
 fn device_doc(world: &World, device: usize, document: &DocumentId) -> Automerge {
@@ -32,6 +38,7 @@ fn device_doc(world: &World, device: usize, document: &DocumentId) -> Automerge 
         .node
         .store
         .materialise(document)
+        .unwrap()
         .unwrap()
 }
 
@@ -103,7 +110,14 @@ fn another_village_cannot_tell_a_record_exists() {
         .collect();
     assert!(unavailable.contains(&document));
     assert!(unavailable.contains(&missing));
-    assert!(world.devices[1].node.store.materialise(&document).is_none());
+    assert!(
+        world.devices[1]
+            .node
+            .store
+            .materialise(&document)
+            .unwrap()
+            .is_none()
+    );
     assert!(world.relay_audit.iter().any(|event| matches!(
         event,
         AuditEvent::ReadDenied { document: denied, .. } if *denied == document
@@ -142,7 +156,7 @@ fn a_refused_change_is_kept_for_the_user_and_the_record_returns_to_the_relay_sta
     // Later edits sync again.
     assert!(world.edit_document(0, document, "note", 2, false));
     quiet(&mut world);
-    let relay = world.relay.store.materialise(&document).unwrap();
+    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
     assert!(relay.get(ROOT, "note").unwrap().is_some());
     assert!(relay.get(ROOT, "forbidden").unwrap().is_none());
     assert_eq!(
@@ -175,7 +189,7 @@ fn a_plain_automerge_repo_peer_gets_an_error_and_the_socket_closes_on_refusal() 
             .iter()
             .any(|reason| matches!(reason, CloseReason::Refused(message) if message.contains(&document.to_string())))
     );
-    let relay = world.relay.store.materialise(&document).unwrap();
+    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
     assert!(relay.get(ROOT, "forbidden").unwrap().is_none());
 }
 
@@ -193,7 +207,7 @@ fn a_reader_is_served_but_its_changes_are_refused() {
 
     assert!(world.edit_document(2, document, "note", 7, false));
     quiet(&mut world);
-    let relay = world.relay.store.materialise(&document).unwrap();
+    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
     assert!(relay.get(ROOT, "note").unwrap().is_none());
     assert!(world.devices[2].notifications.iter().any(|n| matches!(
         n,
@@ -216,7 +230,7 @@ fn concurrent_offline_edits_of_one_record_merge_everywhere() {
     assert!(world.edit_document(0, document, "guardian", 1, false));
     assert!(world.edit_document(2, document, "school", 2, false));
     quiet(&mut world);
-    let relay = world.relay.store.materialise(&document).unwrap();
+    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
     assert!(relay.get(ROOT, "guardian").unwrap().is_some());
     assert!(relay.get(ROOT, "school").unwrap().is_some());
     for device in [0, 2] {
@@ -240,7 +254,7 @@ fn compaction_keeps_every_change_and_deletes_only_covered_rows() {
     let stored = &world.relay.store.documents[&document];
     assert!(stored.snapshot.is_some(), "no compaction happened");
     assert!(stored.rows.len() < 64);
-    let relay = world.relay.store.materialise(&document).unwrap();
+    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
     assert_eq!(relay.get_changes(&[]).len(), 101);
     assert_eq!(
         device_doc(&world, 0, &document).get_heads(),
@@ -451,10 +465,205 @@ fn idle_documents_leave_the_relay_memory_and_come_back_when_used() {
     assert!(world.edit_document(0, documents[0], "note", 5, false));
     quiet(&mut world);
     assert_eq!(world.relay.repo.loaded_documents(), 1);
-    let relay = world.relay.store.materialise(&documents[0]).unwrap();
+    let relay = world
+        .relay
+        .store
+        .materialise(&documents[0])
+        .unwrap()
+        .unwrap();
     assert!(relay.get(ROOT, "note").unwrap().is_some());
     assert_eq!(
         device_doc(&world, 2, &documents[0]).get_heads(),
         relay.get_heads()
+    );
+}
+
+/// Found by the real-relay test `offline_edits_on_two_phones_merge...`: a phone whose
+/// document the relay already held at the phone's heads learned so from the scope listing,
+/// but kept it only in memory. The relay had nothing more to send, so storage never learned
+/// it and the record's "synced" badge stayed off (and would after every restart).
+#[test]
+fn a_scope_listing_that_shows_the_relay_holds_our_heads_is_stored_as_acknowledged() {
+    use caresync_core::protocol::{EXTENSION_SCOPE, ScopeEntry};
+    use caresync_core::sync::{IndexEntry, TrustingPolicy};
+
+    let mut doc = Automerge::new();
+    let mut tx = doc.transaction();
+    automerge::transaction::Transactable::put(&mut tx, ROOT, "kind", "child").unwrap();
+    tx.commit();
+    let heads = doc.get_heads();
+    let document = DocumentId::random_from([7; 16]);
+
+    let config = RepoConfig::new(PeerId::from("phone"), Role::Device, actor(1, 1));
+    let mut phone = Repo::new(config, TrustingPolicy);
+    phone.restore_index([(
+        document,
+        IndexEntry {
+            local_heads: heads.clone(),
+            relay_heads: Vec::new(),
+        },
+    )]);
+    let connection = ConnectionId(1);
+    phone.connection_opened(0, connection, ());
+    let peer = Message::Peer {
+        sender_id: PeerId::from("relay"),
+        target_id: PeerId::from("phone"),
+        selected_protocol_version: "1".to_owned(),
+        peer_metadata: Some(PeerMetadata {
+            storage_id: None,
+            is_ephemeral: Some(false),
+            caresync_extensions: vec![EXTENSION_SCOPE.to_owned()],
+        }),
+    };
+    phone.frame_received(1, connection, &peer.encode());
+    phone.take_effects();
+    let listing = Message::Scope {
+        sender_id: PeerId::from("relay"),
+        target_id: PeerId::from("phone"),
+        cursor: 5,
+        entries: vec![ScopeEntry {
+            document_id: document,
+            kind: "child".to_owned(),
+            heads: heads.iter().map(|head| head.0).collect(),
+        }],
+        removed: Vec::new(),
+        complete: true,
+    };
+    phone.frame_received(2, connection, &listing.encode());
+    let stored_ack = phone.take_effects().into_iter().any(|effect| {
+        matches!(
+            effect,
+            Effect::Storage { op: StorageOp::PutRelayHeads { document: d, heads: h }, .. }
+                if d == document && h == heads
+        )
+    });
+    assert!(stored_ack, "the relay's acknowledgement was not stored");
+}
+
+/// Carries out `repo`'s effects until it is quiet: storage through `store` (or into `held`
+/// when given, to be completed later), frames returned in order.
+fn settle(
+    repo: &mut Repo<caresync_core::sync::TrustingPolicy>,
+    store: &mut caresync_core::sync::MemoryStore,
+    mut held: Option<&mut Vec<(caresync_core::sync::StorageOpId, StorageOp)>>,
+) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    loop {
+        let effects = repo.take_effects();
+        if effects.is_empty() {
+            return frames;
+        }
+        for effect in effects {
+            match effect {
+                Effect::Send { frame, .. } => frames.push(frame),
+                Effect::Storage { id, op } => match held.as_deref_mut() {
+                    Some(held) => held.push((id, op)),
+                    None => {
+                        let done = store.execute(id, &op);
+                        repo.storage_completed(10, done);
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+}
+
+fn sync_heads(frame: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    match Message::decode(frame).ok()? {
+        Message::Sync { data, .. } | Message::Request { data, .. } => {
+            Some(SyncMessage::decode(&data).ok()?.heads)
+        }
+        _ => None,
+    }
+}
+
+/// Found by the real-relay test of two phones merging offline edits: the phone's change
+/// was still being committed on the relay when the phone's next message arrived, already
+/// claiming the merged heads (it had applied the relay's changes meanwhile). Handling both
+/// after the commit, automerge saw nothing left to say, so the relay never told the phone
+/// it had stored its change and the phone's record stayed "not synced" for ever.
+#[test]
+fn a_relay_confirms_a_change_even_when_the_peer_already_claims_the_merged_heads() {
+    use caresync_core::sync::{MemoryStore, TrustingPolicy};
+
+    let connection = ConnectionId(1);
+    let mut relay = Repo::new(
+        RepoConfig::new(PeerId::from("relay"), Role::Relay, actor(2, 0)),
+        TrustingPolicy,
+    );
+    let mut relay_store = MemoryStore::default();
+    let mut phone = Repo::new(
+        RepoConfig::new(PeerId::from("phone"), Role::Device, actor(2, 1)),
+        TrustingPolicy,
+    );
+    let mut phone_store = MemoryStore::default();
+    let put = |key: &'static str| {
+        move |tx: &mut automerge::transaction::Transaction<'_>| {
+            automerge::transaction::Transactable::put(tx, ROOT, key, 1).map(|_| ())
+        }
+    };
+    let deliver = |repo: &mut Repo<TrustingPolicy>, frames: Vec<Vec<u8>>| {
+        for frame in frames {
+            repo.frame_received(10, connection, &frame);
+        }
+    };
+
+    // The phone creates a document and the relay stores it.
+    let document = DocumentId::random_from([9; 16]);
+    relay.connection_opened(0, connection, ());
+    phone.connection_opened(0, connection, ());
+    phone.create(0, document).unwrap();
+    phone.change(0, document, put("base")).unwrap();
+    for _ in 0..10 {
+        let to_relay = settle(&mut phone, &mut phone_store, None);
+        deliver(&mut relay, to_relay);
+        let to_phone = settle(&mut relay, &mut relay_store, None);
+        deliver(&mut phone, to_phone);
+    }
+    assert!(
+        relay.document(&document).is_some(),
+        "the relay did not store the document"
+    );
+
+    // Concurrently: the phone edits, and so does the relay (a reviewer's action).
+    phone.change(10, document, put("phone")).unwrap();
+    let phone_change = settle(&mut phone, &mut phone_store, None);
+    relay.change(10, document, put("review")).unwrap();
+    let relay_change = settle(&mut relay, &mut relay_store, None);
+
+    // The phone's change reaches the relay, whose write of it is slow.
+    let mut held = Vec::new();
+    deliver(&mut relay, phone_change);
+    let more = settle(&mut relay, &mut relay_store, Some(&mut held));
+    assert!(
+        !held.is_empty(),
+        "the relay did not start writing the phone's change"
+    );
+    // Meanwhile the phone applies the relay's change and says it has both.
+    deliver(&mut phone, relay_change);
+    deliver(&mut phone, more);
+    let merged = phone.latest(&document).unwrap().get_heads();
+    assert_eq!(merged.len(), 2);
+    let claims = settle(&mut phone, &mut phone_store, None);
+    assert!(
+        claims
+            .iter()
+            .any(|f| sync_heads(f).as_ref() == Some(&merged))
+    );
+    deliver(&mut relay, claims);
+    let _ = settle(&mut relay, &mut relay_store, Some(&mut held));
+
+    // The write commits: the relay must now say it holds the merged heads.
+    for (id, op) in held.drain(..) {
+        let done = relay_store.execute(id, &op);
+        relay.storage_completed(20, done);
+    }
+    let answer = settle(&mut relay, &mut relay_store, None);
+    assert!(
+        answer
+            .iter()
+            .any(|f| sync_heads(f).as_ref() == Some(&merged)),
+        "the relay never told the phone it stored its change"
     );
 }

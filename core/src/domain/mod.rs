@@ -28,7 +28,7 @@ pub use meta::*;
 pub use org::{OrgLevel, OrgTree, OrgUnit};
 pub use person::{Gender, SubjectStatus};
 pub use record::{Record, read_kind};
-pub use report_row::ReportRow;
+pub use report_row::{ReportRow, report_row};
 pub use review::{Comment, RecordStatus, Review, ReviewState};
 pub use service_log::{
     Confirmation, ConfirmationMethod, DurationOverride, OTHER_SERVICE_PREFIX, ServiceLog,

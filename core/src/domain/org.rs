@@ -77,6 +77,11 @@ impl OrgTree {
         self.units.get(code)
     }
 
+    /// Every unit, in no particular order.
+    pub fn units(&self) -> impl Iterator<Item = &OrgUnit> {
+        self.units.values()
+    }
+
     pub fn len(&self) -> usize {
         self.units.len()
     }

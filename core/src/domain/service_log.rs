@@ -57,6 +57,19 @@ impl ServiceType {
         }
     }
 
+    /// The name shown to people (forms, exports, reports): the standard Chinese term, or
+    /// the configured name of an `other:` service.
+    pub fn name_zh(&self) -> &str {
+        match self {
+            ServiceType::Visiting => "探视访问",
+            ServiceType::DailyCare => "日常护理",
+            ServiceType::Counselling => "心理疏导",
+            ServiceType::EmotionalComfort => "精神慰藉",
+            ServiceType::Laundry => "衣物清洗",
+            ServiceType::Other(name) => name,
+        }
+    }
+
     /// Reads the stored string; `None` for anything that is neither a standard service nor
     /// `other:<name>`.
     pub fn parse(text: &str) -> Option<Self> {

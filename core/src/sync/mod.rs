@@ -9,13 +9,15 @@ mod document;
 mod effect;
 mod incoming_changes;
 pub mod limits;
+mod memory_store;
 mod policy;
 mod repo;
 mod storage;
 
 pub use effect::{AuditEvent, CloseReason, Effect, Notification};
+pub use memory_store::{MemoryDocument, MemoryStore, MemoryStoreError};
 pub use policy::{Access, Policy, Refusal, RefusalCode, TrustingPolicy};
-pub use repo::{IndexEntry, Repo, RepoConfig, Role};
+pub use repo::{IndexEntry, LoadState, Repo, RepoConfig, Role};
 pub use storage::{StorageCompletion, StorageOp, StorageOpId, StoredChange, StoredDocument};
 
 /// Names one transport connection; chosen by the driver, unique while it is open.

@@ -1,7 +1,7 @@
 //! The simulated world shared by the engine's tests: devices and a relay built from the
-//! sans-IO engine, an in-memory network that keeps each direction in order, and in-memory
-//! storage with the semantics the real drivers must have (rows keyed by hash, compaction
-//! deleting exactly the covered rows, confirmed writes surviving a crash).
+//! sans-IO engine, an in-memory network that keeps each direction in order, and core's
+//! [`MemoryStore`] with the semantics the real drivers must have (rows keyed by hash,
+//! compaction deleting exactly the covered rows); confirmed writes survive a crash here.
 
 #![allow(
     dead_code,
@@ -13,8 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-pub mod store;
-pub use store::Store;
+pub use caresync_core::sync::MemoryStore;
 
 use automerge::{
     ActorId, Automerge, AutomergeError, ChangeHash, ROOT, ReadDoc, transaction::Transactable,
@@ -95,7 +94,7 @@ impl Policy for VillagePolicy {
 
 pub struct Node<P: Policy> {
     pub repo: Repo<P>,
-    pub store: Store,
+    pub store: MemoryStore,
     /// Storage requests waiting for the driver, completed in order like a single writer.
     pub pending: VecDeque<(StorageOpId, StorageOp)>,
 }
@@ -152,7 +151,7 @@ impl World {
                 Device {
                     node: Node {
                         repo: Repo::new(config, TrustingPolicy),
-                        store: Store::default(),
+                        store: MemoryStore::default(),
                         pending: VecDeque::new(),
                     },
                     village: VILLAGES[index % VILLAGES.len()].to_owned(),
@@ -172,7 +171,7 @@ impl World {
             now_ms: 1_700_000_000_000,
             relay: Node {
                 repo: Repo::new(relay_config, VillagePolicy),
-                store: Store::default(),
+                store: MemoryStore::default(),
                 pending: VecDeque::new(),
             },
             devices,
@@ -239,7 +238,7 @@ impl World {
         let survived = self.rng.random_range(0..=self.relay.pending.len());
         let pending: Vec<_> = self.relay.pending.drain(..).collect();
         for (_, op) in pending.iter().take(survived) {
-            self.relay.store.apply(op);
+            self.relay.store.apply(op).unwrap();
         }
         let connections: Vec<ConnectionId> = self.links.keys().copied().collect();
         for connection in connections {
@@ -329,7 +328,7 @@ impl World {
         let Some((id, op)) = self.relay.pending.pop_front() else {
             return false;
         };
-        self.relay.store.apply(&op);
+        self.relay.store.apply(&op).unwrap();
         let completion = match op {
             StorageOp::Load { document } => StorageCompletion::Loaded {
                 id,
@@ -379,15 +378,7 @@ impl World {
         let Some((id, op)) = device.node.pending.pop_front() else {
             return false;
         };
-        device.node.store.apply(&op);
-        let completion = match op {
-            StorageOp::Load { document } => StorageCompletion::Loaded {
-                id,
-                document,
-                stored: device.node.store.load(&document),
-            },
-            _ => StorageCompletion::Written { id },
-        };
+        let completion = device.node.store.execute(id, &op);
         device.node.repo.storage_completed(self.now_ms, completion);
         self.pump();
         true
@@ -603,7 +594,7 @@ impl World {
     pub fn check_converged(&self) -> Result<usize, String> {
         let mut shared = 0;
         for (id, stored) in &self.relay.store.documents {
-            let relay_doc = self.relay.store.materialise(id).unwrap();
+            let relay_doc = self.relay.store.materialise(id).unwrap().unwrap();
             let actors: BTreeSet<ActorId> = relay_doc
                 .get_changes(&[])
                 .iter()
@@ -631,7 +622,7 @@ impl World {
                     }
                     continue;
                 }
-                let Some(device_doc) = device.node.store.materialise(id) else {
+                let Some(device_doc) = device.node.store.materialise(id).unwrap() else {
                     return Err(format!("device {index} lacks {id}"));
                 };
                 if sorted(device_doc.get_heads()) != relay_heads {
@@ -652,6 +643,7 @@ impl World {
                             .node
                             .store
                             .materialise(id)
+                            .unwrap()
                             .unwrap()
                             .get_heads()
                             .is_empty());

@@ -72,6 +72,16 @@ impl RepoConfig {
     }
 }
 
+/// Whether a document is in memory, see [`Repo::load_state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadState {
+    NotLoaded,
+    Loading,
+    /// Loaded, and storage holds nothing for it.
+    Missing,
+    Ready,
+}
+
 /// What a device knows about one document without loading it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -168,6 +178,12 @@ impl<P: Policy> Repo<P> {
         std::mem::take(&mut self.effects)
     }
 
+    /// Whether effects are queued: a driver that feeds completions back in the same round
+    /// checks this to know whether to carry out effects again.
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
     /// Device: what storage knows about each document, given once at start.
     pub fn restore_index(&mut self, entries: impl IntoIterator<Item = (DocumentId, IndexEntry)>) {
         self.index.extend(entries);
@@ -196,6 +212,35 @@ impl<P: Policy> Repo<P> {
             .get(document)
             .filter(|state| state.is_ready() && (state.exists || state.latest.is_some()))
             .map(DocState::latest)
+    }
+
+    /// Where a document stands in memory: a driver that made a local change on behalf of a
+    /// user (the relay writing a review) waits for `Ready` or `Missing` after [`Repo::open`].
+    pub fn load_state(&self, document: &DocumentId) -> LoadState {
+        match self.documents.get(document) {
+            None => LoadState::NotLoaded,
+            Some(state) if !state.is_ready() => LoadState::Loading,
+            Some(state) if state.exists || state.latest.is_some() => LoadState::Ready,
+            Some(_) => LoadState::Missing,
+        }
+    }
+
+    /// The metadata recorded when the document was first stored (owner, kind, worker).
+    pub fn recorded_meta(&self, document: &DocumentId) -> Option<&crate::domain::DocumentMeta> {
+        self.documents
+            .get(document)
+            .and_then(|state| state.meta.as_ref())
+    }
+
+    /// Storage requests issued and not yet completed: a driver shutting down waits for zero
+    /// so that nothing a peer was told is lost.
+    pub fn pending_storage_ops(&self) -> usize {
+        self.pending_ops.len()
+    }
+
+    /// The policy, for a driver that learns new rules (org units added while serving).
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
     }
 
     pub fn loaded_documents(&self) -> usize {

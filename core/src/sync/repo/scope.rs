@@ -76,9 +76,26 @@ impl<P: Policy> Repo<P> {
             let up_to_date =
                 local.is_some_and(|local| same_heads(&local.local_heads, &relay_heads));
             if up_to_date {
-                let entry_heads = relay_heads;
-                if let Some(local) = self.index.get_mut(&entry.document_id) {
-                    local.relay_heads = entry_heads;
+                // Stored, not only remembered: the relay may never send this document again
+                // (it has nothing new), so this listing is the acknowledgement a "synced"
+                // badge and the next start rely on.
+                let changed = self
+                    .index
+                    .get(&entry.document_id)
+                    .is_some_and(|local| !same_heads(&local.relay_heads, &relay_heads));
+                if changed {
+                    if let Some(local) = self.index.get_mut(&entry.document_id) {
+                        local.relay_heads.clone_from(&relay_heads);
+                    }
+                    let op = self.next_op();
+                    self.pending_ops.insert(op, PendingOp::Bookkeeping);
+                    self.effects.push(Effect::Storage {
+                        id: op,
+                        op: StorageOp::PutRelayHeads {
+                            document: entry.document_id,
+                            heads: relay_heads,
+                        },
+                    });
                 }
             } else {
                 behind.push(entry.document_id);

@@ -306,6 +306,7 @@ impl<P: Policy> Repo<P> {
         let mut broken: Vec<(ConnectionId, String)> = Vec::new();
         let mut relay_ack: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
         let mut damaged: Vec<String> = Vec::new();
+        let mut outgoing: Vec<(ConnectionId, Vec<u8>, bool)> = Vec::new();
         while let Some(step) = state.pipeline.front() {
             if step.write.as_ref().is_some_and(|write| !write.done) {
                 break;
@@ -317,6 +318,7 @@ impl<P: Policy> Repo<P> {
             // as automerge itself would see it; receiving it afterwards makes automerge
             // take the message's heads as already acknowledged, and the peer would never
             // learn that we now hold them.
+            let sender = step.receive.as_ref().map(|(connection, _)| *connection);
             if let Some((connection, message)) = step.receive
                 && let Some(peer) = state.peers.get_mut(&connection)
             {
@@ -354,6 +356,17 @@ impl<P: Policy> Repo<P> {
                 }
                 changed = true;
                 saved_locally |= write.local;
+                // Answer the sender now that its changes are durable, before any later
+                // message of its is received: that later message may already claim the
+                // merged heads (the peer applied our changes meanwhile), and automerge would
+                // then see nothing to say, so the peer would never hear that we stored its
+                // changes (found by the real-relay test of two phones merging).
+                if let Some(connection) = sender
+                    && let Some(peer) = state.peers.get_mut(&connection)
+                    && let Some(message) = state.committed.generate_sync_message(&mut peer.sync)
+                {
+                    outgoing.push((connection, message.encode(), false));
+                }
             }
         }
         if state.pipeline.is_empty() {
@@ -362,7 +375,6 @@ impl<P: Policy> Repo<P> {
         let heads = state.committed.get_heads();
         let exists = state.exists;
         let meta = state.meta.clone();
-        let mut outgoing: Vec<(ConnectionId, Vec<u8>, bool)> = Vec::new();
         for (connection, peer) in &mut state.peers {
             // A hash the peer names in `need` is one it does not have, whatever we think we
             // sent: automerge would not send it twice, and the two sides would ask each

@@ -1,0 +1,145 @@
+//! One WebSocket connection: a thin pump between the socket and the engine thread.
+//!
+//! It forwards binary frames to the engine (after the per-connection rate limit), writes
+//! what the engine queues for it, pings, enforces the idle timeout, re-checks the session
+//! now and then, and says goodbye with a close code that tells the client why.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use caresync_core::domain::Account;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::close_codes;
+use super::events::{EngineEvent, Outgoing};
+use super::limits::{
+    MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MAX, OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS,
+    SESSION_RECHECK_MS,
+};
+use crate::auth::rate_limit::TokenBucket;
+use crate::clock::now_ms;
+use crate::state::AppState;
+use crate::store;
+
+/// Close reasons are limited to 123 bytes by the protocol (RFC 6455 §5.5).
+const CLOSE_REASON_BYTES_MAX: usize = 123;
+
+pub async fn run(socket: WebSocket, state: AppState, account: Account, token_hash: [u8; 32]) {
+    let _open = state.sockets.opened();
+    let connection = state.next_connection_id();
+    let (outbox, mut outgoing) = mpsc::channel(OUTGOING_FRAMES_QUEUED_MAX);
+    if state
+        .engine
+        .send(EngineEvent::Opened {
+            connection,
+            account: Box::new(account),
+            outbox,
+        })
+        .is_err()
+    {
+        return;
+    }
+    let (mut sink, mut stream) = socket.split();
+    let mut bucket = TokenBucket::new(MESSAGES_PER_SECOND_MAX, MESSAGES_BURST_MAX, now_ms());
+    let idle_timeout = Duration::from_millis(state.settings.idle_timeout_ms);
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(Duration::from_millis(
+        PING_INTERVAL_MS
+            .min(state.settings.idle_timeout_ms / 2)
+            .max(1),
+    ));
+    let mut recheck = tokio::time::interval(Duration::from_millis(SESSION_RECHECK_MS));
+    let mut shutdown = state.shutdown.clone();
+
+    let close: Option<(u16, String)> = loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    tracing::debug!(connection = connection.0, %text, "socket error");
+                    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+                        state.metrics.add_sync_error();
+                        break Some((close_codes::MESSAGE_TOO_BIG, "message too big".to_owned()));
+                    }
+                    break None;
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    last_heard = Instant::now();
+                    if !bucket.take(now_ms()) {
+                        state.metrics.add_request_limited();
+                        break Some((close_codes::RATE_LIMITED, "too many messages".to_owned()));
+                    }
+                    let event = EngineEvent::Frame { connection, frame: bytes.to_vec() };
+                    if state.engine.send(event).is_err() {
+                        break Some((close_codes::GOING_AWAY, "the relay is stopping".to_owned()));
+                    }
+                }
+                Some(Ok(Message::Text(_))) => {
+                    state.metrics.add_sync_error();
+                    break Some((close_codes::UNSUPPORTED_DATA, "binary CBOR frames only".to_owned()));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
+            },
+            queued = outgoing.recv() => match queued {
+                Some(Outgoing::Frame(frame)) => {
+                    if sink.send(Message::Binary(frame.into())).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(Outgoing::Close { code, reason }) => break Some((code, reason)),
+                None => break Some((close_codes::INTERNAL_ERROR, "the relay dropped this connection".to_owned())),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= idle_timeout {
+                    break Some((close_codes::IDLE_TIMEOUT, "idle timeout".to_owned()));
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break None;
+                }
+            }
+            _ = recheck.tick() => {
+                if !session_still_valid(&state, token_hash).await {
+                    break Some((close_codes::SESSION_ENDED, "session ended".to_owned()));
+                }
+            }
+            _ = shutdown.changed() => {
+                break Some((close_codes::GOING_AWAY, "the relay is shutting down".to_owned()));
+            }
+        }
+    };
+    let _ = state.engine.send(EngineEvent::Closed { connection });
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: truncated(&reason).into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    let _ = sink.close().await;
+}
+
+async fn session_still_valid(state: &AppState, token_hash: [u8; 32]) -> bool {
+    let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+    match state
+        .db
+        .run(move |conn| store::session_account(conn, &token_hash, now))
+        .await
+    {
+        Ok(found) => found.is_some(),
+        // A database hiccup is not a reason to cut every phone off; the next check decides.
+        Err(error) => {
+            tracing::warn!(%error, "cannot re-check a session");
+            true
+        }
+    }
+}
+
+fn truncated(reason: &str) -> String {
+    let mut end = reason.len().min(CLOSE_REASON_BYTES_MAX);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.get(..end).unwrap_or_default().to_owned()
+}

@@ -1,0 +1,468 @@
+//! The engine thread: the driver of core's sans-IO `Repo` for the relay.
+//!
+//! One thread owns the `Repo`. It takes events from one queue (frames from connections,
+//! storage completions, ticks, review actions), feeds them to the engine with the current
+//! time, and carries out the effects: frames to the connections' outboxes, storage requests
+//! to the storage thread, audit events to the audit table. Handling events in batches lets
+//! many connections' writes reach storage together, which is what group commit needs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use caresync_core::domain::{Account, Record, report_row};
+use caresync_core::protocol::DocumentId;
+use caresync_core::relay_policy::RelayPolicy;
+use caresync_core::sync::{
+    AuditEvent, CloseReason, ConnectionId, Effect, Notification, Repo, StorageCompletion,
+    StorageOp, StorageOpId,
+};
+use tokio::sync::mpsc::{self, UnboundedReceiver, error::TrySendError};
+
+use super::close_codes;
+use super::events::{EngineEvent, Outgoing};
+use super::limits::{ENGINE_BATCH_EVENTS_MAX, SHUTDOWN_GRACE_MS};
+use super::review::Reviews;
+use super::storage_worker::{StorageJob, StorageWork};
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::store::{AuditEntry, WriteOp};
+
+struct Peer {
+    outbox: mpsc::Sender<Outgoing>,
+    account: Account,
+}
+
+pub struct Engine {
+    repo: Repo<RelayPolicy>,
+    peers: HashMap<ConnectionId, Peer>,
+    storage: Option<Sender<StorageJob>>,
+    metrics: Arc<Metrics>,
+    reviews: Reviews,
+    stopping: Option<Instant>,
+}
+
+impl Engine {
+    pub fn new(
+        repo: Repo<RelayPolicy>,
+        storage: Sender<StorageJob>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Engine {
+            repo,
+            peers: HashMap::new(),
+            storage: Some(storage),
+            metrics,
+            reviews: Reviews::default(),
+            stopping: None,
+        }
+    }
+
+    /// Runs until shutdown has finished (every storage request answered, or the grace
+    /// period over) or every sender is gone.
+    pub fn run(mut self, mut events: UnboundedReceiver<EngineEvent>) {
+        loop {
+            let event = if self.stopping.is_some() {
+                match events.try_recv() {
+                    Ok(event) => Some(event),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if self.shutdown_finished() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                        None
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match events.blocking_recv() {
+                    Some(event) => Some(event),
+                    None => break,
+                }
+            };
+            let Some(event) = event else { continue };
+            self.handle_guarded(event);
+            for _ in 1..ENGINE_BATCH_EVENTS_MAX {
+                match events.try_recv() {
+                    Ok(event) => self.handle_guarded(event),
+                    Err(_) => break,
+                }
+            }
+            self.flush();
+        }
+        // Dropping the sender lets the storage thread finish its queue and stop.
+        self.storage = None;
+        tracing::info!("engine stopped");
+    }
+
+    fn shutdown_finished(&self) -> bool {
+        let Some(since) = self.stopping else {
+            return false;
+        };
+        let quiet = self.repo.pending_storage_ops() == 0;
+        let late = since.elapsed() > Duration::from_millis(SHUTDOWN_GRACE_MS);
+        if late && !quiet {
+            tracing::warn!(
+                pending = self.repo.pending_storage_ops(),
+                "shutdown grace period over with storage requests unanswered"
+            );
+        }
+        quiet || late
+    }
+
+    /// Handles one event; a panic while handling a connection's frame closes that
+    /// connection only, so one bad peer cannot take the relay down for everyone.
+    fn handle_guarded(&mut self, event: EngineEvent) {
+        let culprit = match &event {
+            EngineEvent::Frame { connection, .. } => Some(*connection),
+            _ => None,
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(event)));
+        if outcome.is_err() {
+            self.metrics.add_sync_error();
+            tracing::error!(
+                connection = culprit.map(|c| c.0),
+                "panic while handling an event"
+            );
+            if let Some(connection) = culprit {
+                self.send(
+                    connection,
+                    Outgoing::Close {
+                        code: close_codes::INTERNAL_ERROR,
+                        reason: "internal error".to_owned(),
+                    },
+                );
+                self.peers.remove(&connection);
+                self.repo.connection_closed(connection);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: EngineEvent) {
+        let now = now_ms();
+        match event {
+            EngineEvent::Opened {
+                connection,
+                account,
+                outbox,
+            } => {
+                if self.stopping.is_some() {
+                    let _ = outbox.try_send(Outgoing::Close {
+                        code: close_codes::GOING_AWAY,
+                        reason: "the relay is shutting down".to_owned(),
+                    });
+                    return;
+                }
+                self.repo
+                    .connection_opened(now, connection, (*account).clone());
+                self.peers.insert(
+                    connection,
+                    Peer {
+                        outbox,
+                        account: *account,
+                    },
+                );
+            }
+            EngineEvent::Frame { connection, frame } => {
+                if self.peers.contains_key(&connection) {
+                    self.repo.frame_received(now, connection, &frame);
+                }
+            }
+            EngineEvent::Closed { connection } => {
+                self.peers.remove(&connection);
+                self.repo.connection_closed(connection);
+            }
+            EngineEvent::Stored {
+                completions,
+                changes_stored,
+            } => {
+                self.metrics.add_changes_stored(changes_stored);
+                for completion in completions {
+                    self.repo.storage_completed(now, completion);
+                }
+            }
+            EngineEvent::Tick => self.repo.tick(now),
+            EngineEvent::OrgTree(tree) => {
+                self.repo.policy_mut().tree = (*tree).clone();
+                let _ = self.submit(StorageJob {
+                    id: None,
+                    work: StorageWork::SetPolicy(Box::new(RelayPolicy::new(*tree))),
+                });
+            }
+            EngineEvent::Review(request) => {
+                if self.stopping.is_some() {
+                    request.refuse_shutting_down();
+                } else {
+                    self.reviews.requested(&mut self.repo, now, *request);
+                }
+            }
+            EngineEvent::Shutdown => {
+                self.stopping = Some(Instant::now());
+                for peer in self.peers.values() {
+                    let _ = peer.outbox.try_send(Outgoing::Close {
+                        code: close_codes::GOING_AWAY,
+                        reason: "the relay is shutting down".to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Carries out everything the events of this batch asked for.
+    fn flush(&mut self) {
+        let now = now_ms();
+        self.reviews.progress(&mut self.repo, now);
+        let effects = self.repo.take_effects();
+        // The report row of a document is computed once per batch, for its last write.
+        let mut last_write: HashMap<DocumentId, usize> = HashMap::new();
+        for (index, effect) in effects.iter().enumerate() {
+            if let Effect::Storage {
+                op: StorageOp::PutChanges { document, .. },
+                ..
+            } = effect
+            {
+                last_write.insert(*document, index);
+            }
+        }
+        let mut answered_here = Vec::new();
+        for (index, effect) in effects.into_iter().enumerate() {
+            match effect {
+                Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
+                Effect::Close { connection, reason } => {
+                    let (code, text) = close_code(&reason);
+                    self.send(connection, Outgoing::Close { code, reason: text });
+                    self.peers.remove(&connection);
+                }
+                Effect::Storage { id, op } => {
+                    let with_report = match &op {
+                        StorageOp::PutChanges { document, .. } => {
+                            last_write.get(document) == Some(&index)
+                        }
+                        _ => false,
+                    };
+                    if let Some(done) = self.storage_request(id, op, with_report) {
+                        answered_here.push(done);
+                    }
+                }
+                Effect::Notify(notification) => self.notified(notification),
+                Effect::Audit(event) => self.audit(now, event),
+            }
+        }
+        for completion in answered_here {
+            self.repo.storage_completed(now, completion);
+        }
+        self.metrics
+            .set_documents_loaded(self.repo.loaded_documents());
+        self.metrics.set_connections(self.peers.len());
+        // Completions answered here and review replies may have queued more effects.
+        if self.repo.has_effects() {
+            self.flush();
+        }
+    }
+
+    fn send(&mut self, connection: ConnectionId, outgoing: Outgoing) {
+        let Some(peer) = self.peers.get(&connection) else {
+            return;
+        };
+        match peer.outbox.try_send(outgoing) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // A reader that does not read cannot hold the relay's memory: drop it. Its
+                // task sees the closed outbox and closes the socket.
+                tracing::warn!(connection = connection.0, "outgoing queue full; closing");
+                self.metrics.add_sync_error();
+                self.peers.remove(&connection);
+                self.repo.connection_closed(connection);
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.peers.remove(&connection);
+                self.repo.connection_closed(connection);
+            }
+        }
+    }
+
+    /// Hands a storage request to the storage thread, or answers it here when the relay
+    /// has nothing to store for it (device bookkeeping never happens on a relay).
+    fn storage_request(
+        &mut self,
+        id: StorageOpId,
+        op: StorageOp,
+        with_report: bool,
+    ) -> Option<StorageCompletion> {
+        let work = match op {
+            StorageOp::Load { document } => StorageWork::Load(document),
+            StorageOp::PutChanges {
+                document,
+                meta,
+                changes,
+                heads,
+            } => {
+                let report = if with_report {
+                    self.report_of(&document)
+                } else {
+                    None
+                };
+                StorageWork::Write(Box::new(WriteOp::PutChanges {
+                    document,
+                    meta,
+                    changes,
+                    heads,
+                    report,
+                }))
+            }
+            StorageOp::Compact {
+                document,
+                snapshot,
+                covered,
+            } => StorageWork::Write(Box::new(WriteOp::Compact {
+                document,
+                snapshot,
+                covered,
+            })),
+            StorageOp::Replace { document, snapshot } => {
+                let heads = self
+                    .repo
+                    .latest(&document)
+                    .map(automerge::Automerge::get_heads)
+                    .unwrap_or_default();
+                let report = self.report_of(&document);
+                StorageWork::Write(Box::new(WriteOp::Replace {
+                    document,
+                    snapshot,
+                    heads,
+                    report,
+                }))
+            }
+            StorageOp::ListScope { connection, since } => {
+                let Some(peer) = self.peers.get(&connection) else {
+                    return Some(StorageCompletion::Failed {
+                        id,
+                        reason: "connection closed".to_owned(),
+                    });
+                };
+                StorageWork::ListScope {
+                    account: Box::new(peer.account.clone()),
+                    since,
+                }
+            }
+            StorageOp::SaveScopeCursor { .. } | StorageOp::PutRelayHeads { .. } => {
+                return Some(StorageCompletion::Written { id });
+            }
+        };
+        self.submit(StorageJob { id: Some(id), work })
+            .then_some(StorageCompletion::Failed {
+                id,
+                reason: "the storage thread stopped".to_owned(),
+            })
+    }
+
+    /// Queues a job; true when the storage thread is gone.
+    fn submit(&mut self, job: StorageJob) -> bool {
+        match &self.storage {
+            Some(storage) => storage.send(job).is_err(),
+            None => true,
+        }
+    }
+
+    /// The query-table row of a document as it will be once its pending writes commit.
+    fn report_of(&self, document: &DocumentId) -> Option<caresync_core::domain::ReportRow> {
+        let latest = self.repo.latest(document)?;
+        match Record::load(latest) {
+            Ok(record) => Some(report_row(&document.to_string(), &record)),
+            Err(error) => {
+                // The change was accepted by validation, so this is a record the report
+                // tables cannot show (an unknown future kind); the document is still stored.
+                tracing::warn!(%document, %error, "no report row for a stored document");
+                None
+            }
+        }
+    }
+
+    fn notified(&mut self, notification: Notification) {
+        match notification {
+            Notification::LocalChangeSaved { document, heads } => {
+                self.reviews.saved(&document, &heads);
+            }
+            Notification::StorageFailed { document, reason } => {
+                self.metrics.add_sync_error();
+                if let Some(document) = document {
+                    self.reviews.failed(&document, &reason);
+                }
+            }
+            Notification::DocumentError { document, detail } => {
+                tracing::error!(%document, %detail, "a stored document could not be applied");
+            }
+            _ => {}
+        }
+    }
+
+    fn audit(&mut self, now: u64, event: AuditEvent) {
+        self.metrics.add_sync_error();
+        let (connection, entry_event, document, detail) = match event {
+            AuditEvent::ChangeRefused {
+                connection,
+                document,
+                refusal,
+            } => (
+                connection,
+                "change-refused",
+                Some(document.to_string()),
+                refusal.to_string(),
+            ),
+            AuditEvent::ReadDenied {
+                connection,
+                document,
+            } => (
+                connection,
+                "read-denied",
+                Some(document.to_string()),
+                String::new(),
+            ),
+            AuditEvent::ProtocolViolation { connection, detail } => {
+                (connection, "protocol-violation", None, detail)
+            }
+        };
+        let account = self
+            .peers
+            .get(&connection)
+            .map(|peer| peer.account.id.as_str().to_owned());
+        tracing::info!(
+            event = entry_event,
+            account = account.as_deref().unwrap_or("-"),
+            document = document.as_deref().unwrap_or("-"),
+            %detail,
+            "audit"
+        );
+        let entry = AuditEntry {
+            at_ms: i64::try_from(now).unwrap_or(i64::MAX),
+            account,
+            event: entry_event.to_owned(),
+            document,
+            detail,
+        };
+        let _ = self.submit(StorageJob {
+            id: None,
+            work: StorageWork::Write(Box::new(WriteOp::Audit(entry))),
+        });
+    }
+}
+
+fn close_code(reason: &CloseReason) -> (u16, String) {
+    match reason {
+        CloseReason::Protocol(detail) => (close_codes::PROTOCOL_ERROR, detail.clone()),
+        CloseReason::UnsupportedVersion => (
+            close_codes::PROTOCOL_ERROR,
+            "no common protocol version".to_owned(),
+        ),
+        CloseReason::LimitExceeded(limit) => (
+            close_codes::POLICY_VIOLATION,
+            format!("limit exceeded: {limit}"),
+        ),
+        CloseReason::Refused(detail) => (close_codes::POLICY_VIOLATION, detail.clone()),
+        CloseReason::HandshakeTimeout => (
+            close_codes::HANDSHAKE_TIMEOUT,
+            "handshake timeout".to_owned(),
+        ),
+    }
+}

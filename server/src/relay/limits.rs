@@ -1,0 +1,39 @@
+//! Bounds the relay's driver puts on each WebSocket connection, on top of the engine's own
+//! (`caresync_core::sync::limits`) and the codec's (`caresync_core::protocol`). Each is a
+//! named constant with its unit last so the whole budget can be read in one place.
+
+/// Largest WebSocket message accepted. The codec refuses bigger frames anyway; the socket
+/// stops reading a bigger one before it is buffered whole.
+pub const WEBSOCKET_MESSAGE_BYTES_MAX: usize = caresync_core::protocol::FRAME_BYTES_MAX;
+
+/// Largest single WebSocket frame (a message may be split into frames).
+pub const WEBSOCKET_FRAME_BYTES_MAX: usize = caresync_core::protocol::FRAME_BYTES_MAX;
+
+/// Messages per second one connection may send, sustained. A first sync of a village sends
+/// one message per document, so the bucket also allows a burst.
+pub const MESSAGES_PER_SECOND_MAX: u32 = 500;
+
+/// Messages one connection may send at once before the sustained rate applies.
+pub const MESSAGES_BURST_MAX: u32 = 5_000;
+
+/// A connection that sends nothing (not even a pong) for this long is closed.
+pub const IDLE_MS_MAX: u64 = 60_000;
+
+/// Interval of the pings that keep NAT mappings open and detect dead phones.
+pub const PING_INTERVAL_MS: u64 = 20_000;
+
+/// How often an open connection re-checks its session (logout, expiry, disabled account).
+pub const SESSION_RECHECK_MS: u64 = 30_000;
+
+/// Frames queued for one connection's socket before the relay gives up on a reader that
+/// does not read.
+pub const OUTGOING_FRAMES_QUEUED_MAX: usize = 65_536;
+
+/// Storage requests the storage thread takes into one transaction (group commit).
+pub const STORAGE_BATCH_OPS_MAX: usize = 2_048;
+
+/// Events the engine thread handles before it flushes effects to sockets and storage.
+pub const ENGINE_BATCH_EVENTS_MAX: usize = 1_024;
+
+/// Time given to in-flight work at shutdown before the relay stops anyway.
+pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
