@@ -4,8 +4,20 @@
 
 use caresync_core::domain::{Account, OrgLevel, OrgTree, OrgUnitCode, Role};
 
+use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::org::villages_within;
+use crate::state::AppState;
+
+/// [`reporting_villages`] for the account of a request, with the relay's current tree.
+pub fn request_villages(
+    state: &AppState,
+    session: &Authenticated,
+    township: Option<&str>,
+    village: Option<&str>,
+) -> Result<Vec<OrgUnitCode>, ApiError> {
+    reporting_villages(&session.account, &state.tree(), township, village)
+}
 
 /// The villages the report and review APIs may show `account`, narrowed by the optional
 /// `township` (any org unit) and `village` parameters.

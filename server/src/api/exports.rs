@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use caresync_core::domain::{DocumentKind, ReportRow, YearMonth};
 
-use super::area::reporting_villages;
+use super::area::request_villages;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::reports::{AreaQuery, month_or_current};
@@ -28,9 +28,9 @@ async fn month_rows(
     session: &Authenticated,
     query: &AreaQuery,
 ) -> Result<MonthRows, ApiError> {
-    let villages = reporting_villages(
-        &session.account,
-        &state.tree(),
+    let villages = request_villages(
+        state,
+        session,
         query.township.as_deref(),
         query.village.as_deref(),
     )?;

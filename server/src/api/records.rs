@@ -10,7 +10,7 @@ use caresync_core::protocol::DocumentId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::area::reporting_villages;
+use super::area::request_villages;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use crate::relay::EngineEvent;
@@ -74,9 +74,9 @@ pub async fn list(
     session: Authenticated,
     Query(query): Query<RecordsQuery>,
 ) -> Result<Json<RecordsPage>, ApiError> {
-    let villages = reporting_villages(
-        &session.account,
-        &state.tree(),
+    let villages = request_villages(
+        &state,
+        &session,
         query.township.as_deref(),
         query.village.as_deref(),
     )?;

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use caresync_core::domain::{Date, YearMonth};
 use serde::{Deserialize, Serialize};
 
-use super::area::reporting_villages;
+use super::area::request_villages;
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::records::{parse_date, unit_name};
@@ -67,9 +67,9 @@ pub async fn coverage(
     session: Authenticated,
     Query(query): Query<AreaQuery>,
 ) -> Result<Json<CoverageReport>, ApiError> {
-    let villages = reporting_villages(
-        &session.account,
-        &state.tree(),
+    let villages = request_villages(
+        &state,
+        &session,
         query.township.as_deref(),
         query.village.as_deref(),
     )?;
@@ -126,9 +126,9 @@ pub async fn overdue(
     session: Authenticated,
     Query(query): Query<AreaQuery>,
 ) -> Result<Json<Vec<OverdueItem>>, ApiError> {
-    let villages = reporting_villages(
-        &session.account,
-        &state.tree(),
+    let villages = request_villages(
+        &state,
+        &session,
         query.township.as_deref(),
         query.village.as_deref(),
     )?;
@@ -174,9 +174,9 @@ pub async fn hours(
     session: Authenticated,
     Query(query): Query<AreaQuery>,
 ) -> Result<Json<HoursReport>, ApiError> {
-    let villages = reporting_villages(
-        &session.account,
-        &state.tree(),
+    let villages = request_villages(
+        &state,
+        &session,
         query.township.as_deref(),
         query.village.as_deref(),
     )?;
