@@ -86,6 +86,23 @@ ensure_js_packages() {
     fi
 }
 
+# Debian's chromium for the browser tests (Playwright's own browser downloads are not
+# reachable from here; playwright-core drives /usr/bin/chromium instead).
+CHROMIUM=/usr/bin/chromium
+
+ensure_chromium() {
+    if [[ -x "$CHROMIUM" ]]; then
+        step "chromium: installed ($("$CHROMIUM" --version 2>/dev/null || echo unknown version))"
+        return
+    fi
+    step "apt-get install chromium"
+    local sudo=""
+    [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+    [[ -x "$CHROMIUM" ]] || die "chromium did not install at $CHROMIUM"
+}
+
 # Builds the browser module into web-demo/pkg and prints its gzipped size.
 build_wasm() {
     step "cargo build -p caresync-wasm --target $WASM_TARGET --profile $WASM_PROFILE"

@@ -59,6 +59,7 @@ ensure_rust_components
 ensure_wasm_target
 ensure_wasm_bindgen_cli
 ensure_js_packages
+ensure_chromium
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

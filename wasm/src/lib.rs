@@ -1,8 +1,23 @@
 //! caresync-wasm: the wasm-bindgen bindings of `caresync-core` for the browser. Nothing
 //! but thin wrappers lives here; all logic is in `core`.
+//!
+//! - [`json`]: the shapes JavaScript sees (effects, storage ops and completions,
+//!   notifications, validation errors) as plain Rust types;
+//! - [`phone`]: the device engine with its record operations, in plain Rust;
+//! - `bindings`: the `Phone` class and `validateRecord`, turning JS values into those types
+//!   and back. Only this module touches `JsValue`.
+//!
+//! The JavaScript API is described in `docs/wasm-api.md`.
+
+mod bindings;
+pub mod error;
+pub mod json;
+pub mod phone;
 
 use caresync_core::protocol::DocumentId;
 use wasm_bindgen::prelude::{JsError, wasm_bindgen};
+
+pub use bindings::{Phone, validate_record};
 
 /// The version of the caresync crates built into this wasm module.
 #[wasm_bindgen]
@@ -12,7 +27,7 @@ pub fn core_version() -> String {
 
 /// A new document id, as the bs58check text automerge-repo uses, from 16 random bytes
 /// (the caller draws them, e.g. with `crypto.getRandomValues(new Uint8Array(16))`).
-#[wasm_bindgen]
+#[wasm_bindgen(js_name = newDocumentId)]
 pub fn new_document_id(random: &[u8]) -> Result<String, JsError> {
     document_id_text(random).map_err(|msg| JsError::new(&msg))
 }
@@ -21,7 +36,7 @@ pub fn new_document_id(random: &[u8]) -> Result<String, JsError> {
 fn document_id_text(random: &[u8]) -> Result<String, String> {
     let bytes: [u8; DocumentId::LEN_BYTES] = random.try_into().map_err(|_| {
         format!(
-            "new_document_id needs {} random bytes, got {}",
+            "newDocumentId needs {} random bytes, got {}",
             DocumentId::LEN_BYTES,
             random.len()
         )
@@ -30,26 +45,4 @@ fn document_id_text(random: &[u8]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )]
-
-    use super::*;
-
-    #[test]
-    fn document_id_text_round_trips() {
-        let text = document_id_text(&[7; 16]).unwrap();
-        let id: DocumentId = text.parse().unwrap();
-        assert_eq!(id.to_string(), text);
-    }
-
-    #[test]
-    fn document_id_text_refuses_wrong_length() {
-        let err = document_id_text(&[7; 15]).unwrap_err();
-        assert!(err.contains("16"), "{err}");
-    }
-}
+mod tests;

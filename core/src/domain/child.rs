@@ -6,9 +6,10 @@
 //! number, no school name and no health detail beyond what a visit's checklist notes say.
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::codec::{string_enum, u32_as_int};
+use super::codec::{null_as_default, string_enum, u32_as_int};
 use super::meta::{DocumentKind, OrgUnitCode, SCHEMA_VERSION};
 use super::person::{Gender, SubjectStatus};
 use super::review::Comment;
@@ -67,18 +68,21 @@ string_enum! {
 }
 
 /// The latest risk assessment.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Risk {
     pub level: RiskLevel,
     /// The day the assessment was made.
     pub date: Date,
     /// Why this colour; required for red and yellow.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 /// A guardian (监护人).
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Guardian {
     /// Kept so that the visitor knows whom to ask for; the guardian is the person the
     /// director works with.
@@ -87,6 +91,7 @@ pub struct Guardian {
     /// Optional: kept only so the director can arrange a visit or reach the guardian in an
     /// emergency.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
 }
 
@@ -99,7 +104,8 @@ pub struct Guardian {
 /// ID number has little entropy (region, birth date, sequence), anyone holding the salt can
 /// recover a number from its hash by trying candidates: the hash protects against casual
 /// disclosure, not against an attacker who has the salt.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IdCardRef {
     /// The last four characters of the number (digits, or `X` as the check character).
     pub last4: String,
@@ -179,9 +185,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A child in the ledger. Document kind `child`.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Child {
-    /// Always [`DocumentKind::Child`].
+    /// Always [`DocumentKind::Child`]. Defaults to it when absent, because deserialising a
+    /// [`Record`](super::Record) takes `kind` to choose the type.
+    #[serde(default = "child_kind")]
     pub kind: DocumentKind,
     #[autosurgeon(rename = "schemaVersion", with = "u32_as_int")]
     pub schema_version: u32,
@@ -194,22 +203,32 @@ pub struct Child {
     /// Birth year and month, not the full date: enough to tell age (school stage, when the
     /// child leaves the ledger at 18) without keeping a full identifier.
     #[autosurgeon(rename = "birthYearMonth")]
+    #[serde(rename = "birthYearMonth")]
     pub birth: YearMonth,
     /// Needed for reports required by the ministry, which count by gender.
     pub gender: Gender,
     /// Why the child is in the ledger: decides which services and subsidies apply.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub categories: Vec<ChildCategory>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<Risk>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub guardians: Vec<Guardian>,
     pub status: SubjectStatus,
     /// Optional reference to the ID number, for de-duplication only (see [`IdCardRef`]).
     #[autosurgeon(rename = "idCard", missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_card: Option<IdCardRef>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub comments: Vec<Comment>,
+}
+
+fn child_kind() -> DocumentKind {
+    DocumentKind::Child
 }
 
 impl Child {

@@ -1,8 +1,9 @@
 //! An elderly or disabled person served at home (居家养老服务对象).
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
-use super::codec::{string_enum, u32_as_int};
+use super::codec::{null_as_default, string_enum, u32_as_int};
 use super::meta::{DocumentKind, OrgUnitCode, SCHEMA_VERSION};
 use super::person::{Gender, SubjectStatus};
 use super::review::Comment;
@@ -27,9 +28,12 @@ string_enum! {
 /// A person served by care workers. Document kind `elder`.
 ///
 /// Only the fields the service needs are kept; see the comment on each personal field.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Elder {
-    /// Always [`DocumentKind::Elder`].
+    /// Always [`DocumentKind::Elder`]. Defaults to it when absent, because deserialising a
+    /// [`Record`](super::Record) takes `kind` to choose the type.
+    #[serde(default = "elder_kind")]
     pub kind: DocumentKind,
     #[autosurgeon(rename = "schemaVersion", with = "u32_as_int")]
     pub schema_version: u32,
@@ -42,6 +46,7 @@ pub struct Elder {
     pub name: String,
     /// Birth year and month, not the full date: age bands decide subsidy levels.
     #[autosurgeon(rename = "birthYearMonth")]
+    #[serde(rename = "birthYearMonth")]
     pub birth: YearMonth,
     /// Needed for reports counted by gender and to match care workers where that matters
     /// (e.g. personal care).
@@ -51,7 +56,12 @@ pub struct Elder {
     pub care_needs: CareNeedsLevel,
     pub status: SubjectStatus,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub comments: Vec<Comment>,
+}
+
+fn elder_kind() -> DocumentKind {
+    DocumentKind::Elder
 }
 
 impl Elder {

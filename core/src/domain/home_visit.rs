@@ -3,8 +3,9 @@
 //! visits made on two phones never conflict.
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
-use super::codec::{string_enum, u32_as_int};
+use super::codec::{null_as_default, string_enum, u32_as_int};
 use super::meta::{AccountId, DocumentKind, OrgUnitCode, SCHEMA_VERSION, SubjectId};
 use super::review::{Comment, RecordStatus, Review};
 use super::time::{Date, Millis};
@@ -22,11 +23,13 @@ string_enum! {
 }
 
 /// One area of the checklist.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChecklistItem {
     pub status: CheckStatus,
     /// What was seen; required on a final visit when the status is not `ok`.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -48,22 +51,28 @@ impl ChecklistItem {
 
 /// The five areas every visit looks at. An area not looked at yet is absent; a final visit
 /// must have all five.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Checklist {
     /// 监护: is someone actually caring for the child?
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guardianship: Option<ChecklistItem>,
     /// 就学: is the child in school, attending?
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schooling: Option<ChecklistItem>,
     /// 健康: illness, disability care, nutrition.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<ChecklistItem>,
     /// 安全: abuse, neglect, dangers at home.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety: Option<ChecklistItem>,
     /// 生活: housing, food, clothing.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub living: Option<ChecklistItem>,
 }
 
@@ -95,18 +104,23 @@ impl Checklist {
 }
 
 /// A referral of the case to another agency (转介).
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Referral {
     /// The agency: 学校, 卫生院, 派出所, 妇联, 残联, ...
     pub to: String,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 /// A home visit. Document kind `home-visit`.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HomeVisit {
-    /// Always [`DocumentKind::HomeVisit`].
+    /// Always [`DocumentKind::HomeVisit`]. Defaults to it when absent, because deserialising a
+    /// [`Record`](super::Record) takes `kind` to choose the type.
+    #[serde(default = "home_visit_kind")]
     pub kind: DocumentKind,
     #[autosurgeon(rename = "schemaVersion", with = "u32_as_int")]
     pub schema_version: u32,
@@ -122,24 +136,36 @@ pub struct HomeVisit {
     pub started_at: Millis,
     /// Absent while the visit is in progress.
     #[autosurgeon(rename = "endedAt", missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Millis>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub checklist: Checklist,
     /// Needs found (发现的需求), one per entry.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub needs: Vec<String>,
     /// Actions taken or planned (采取的措施), one per entry.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub actions: Vec<String>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub referrals: Vec<Referral>,
     #[autosurgeon(rename = "nextVisitDate", missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_visit_date: Option<Date>,
     pub status: RecordStatus,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub review: Review,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub comments: Vec<Comment>,
+}
+
+fn home_visit_kind() -> DocumentKind {
+    DocumentKind::HomeVisit
 }
 
 impl HomeVisit {

@@ -6,6 +6,7 @@ use std::fmt;
 
 use automerge::{ObjType, ReadDoc, ScalarValue, Value};
 use autosurgeon::{Hydrate, HydrateError, Reconcile, Reconciler};
+use serde::{Deserialize, Serialize};
 
 /// The schema version this build writes and fully understands.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -22,16 +23,19 @@ pub const KEY_ELDER_ID: &str = "elderId";
 
 /// Codes of org units are the national administrative division codes as strings
 /// (e.g. `370402` for a district, longer codes for townships and villages).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct OrgUnitCode(pub String);
 
 /// The stable identifier of an account (its username is not stable; this is).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct AccountId(pub String);
 
 /// The identifier of a subject (a child or an elder): the automerge-repo document id of the
 /// subject's own document, bs58check as in `automerge:` URLs, without the prefix.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SubjectId(pub String);
 
 macro_rules! string_newtype {
@@ -80,7 +84,8 @@ string_newtype!(OrgUnitCode);
 string_newtype!(AccountId);
 string_newtype!(SubjectId);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DocumentKind {
     Child,
     Elder,
@@ -149,19 +154,22 @@ impl Reconcile for DocumentKind {
 }
 
 /// The facts about a document that access decisions rest on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DocumentMeta {
     pub kind: DocumentKind,
     pub schema_version: u32,
     /// The village (or other org unit) that owns the record.
     pub owner: OrgUnitCode,
     /// For service logs and visits: the account that made the record.
+    #[serde(default)]
     pub worker: Option<AccountId>,
     /// The subject the document is about. For a home visit or a service log: the child or
     /// elder it links to (`childId` / `elderId`), read from the document. For a child or an
     /// elder: the document's own id, which the document does not contain; [`read_meta`]
     /// leaves it `None` and the caller, who knows the id, sets it with
     /// [`DocumentMeta::with_document_id`]. Care workers' access to elders rests on it.
+    #[serde(default)]
     pub subject: Option<SubjectId>,
 }
 

@@ -2,6 +2,7 @@
 
 use automerge::{ScalarValue, Value};
 use autosurgeon::{Doc, ReadDoc};
+use serde::{Deserialize, Serialize};
 
 use super::DomainError;
 use super::child::Child;
@@ -152,12 +153,33 @@ stored_record!(
 );
 
 /// Any caresync record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its JSON is the document's root map (see `docs/schema.md`): `kind` chooses the type when
+/// reading, and the record type writes `kind` itself, so it appears once.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind")]
 pub enum Record {
+    #[serde(rename = "child")]
     Child(Child),
+    #[serde(rename = "elder")]
     Elder(Elder),
+    #[serde(rename = "home-visit")]
     HomeVisit(HomeVisit),
+    #[serde(rename = "service-log")]
     ServiceLog(ServiceLog),
+}
+
+// By hand: a derived internally tagged `Serialize` would write `kind` a second time next to
+// the record's own `kind` field.
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Record::Child(r) => r.serialize(serializer),
+            Record::Elder(r) => r.serialize(serializer),
+            Record::HomeVisit(r) => r.serialize(serializer),
+            Record::ServiceLog(r) => r.serialize(serializer),
+        }
+    }
 }
 
 impl Record {

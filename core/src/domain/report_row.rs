@@ -3,6 +3,8 @@
 //! tables in the same transaction that stores the change. Pure code: the relay decides
 //! where the rows go.
 
+use serde::{Deserialize, Serialize};
+
 use super::child::RiskLevel;
 use super::home_visit::{CheckStatus, HomeVisit};
 use super::meta::{AccountId, DocumentKind, OrgUnitCode, SubjectId};
@@ -13,8 +15,9 @@ use super::service_log::{ServiceLog, ServiceType};
 use super::time::{Date, Millis};
 
 /// One record as the report tables see it. Fields that do not apply to a kind are `None`
-/// or empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// or empty. Its JSON (camelCase keys, `null` for `None`) is what a device lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReportRow {
     /// The document id (bs58check), as in an `automerge:` URL.
     pub document: String,

@@ -6,6 +6,7 @@
 //! write them"), and the relay checks that a reviewer's change touches only them.
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
 use super::codec::string_enum;
 use super::meta::AccountId;
@@ -37,17 +38,21 @@ string_enum! {
 }
 
 /// The review of a home visit or a service log.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Review {
     pub state: ReviewState,
     /// Who decided; set with `approved` and `returned`.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewer: Option<AccountId>,
     /// Why it was returned, or a remark on approval.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// When the decision was made.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<Millis>,
 }
 
@@ -89,7 +94,8 @@ impl Review {
 
 /// One comment on a record. Comments are keyed by `id`, so two comments added on two
 /// devices at the same time both survive the merge (autosurgeon matches list items by key).
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Comment {
     /// Unique within the record; clients use a random UUID or [`Comment::default_id`].
     #[key]

@@ -5,8 +5,9 @@
 use std::fmt;
 
 use autosurgeon::{Hydrate, HydrateError, Reconcile, Reconciler};
+use serde::{Deserialize, Serialize};
 
-use super::codec::{string_enum, u32_as_int};
+use super::codec::{null_as_default, serde_via_str, string_enum, u32_as_int};
 use super::meta::{AccountId, DocumentKind, OrgUnitCode, SCHEMA_VERSION, SubjectId};
 use super::review::{Comment, Review};
 use super::time::Millis;
@@ -90,6 +91,11 @@ impl fmt::Display for ServiceType {
     }
 }
 
+serde_via_str!(
+    ServiceType,
+    "one of `visiting`, `daily-care`, `counselling`, `emotional-comfort`, `laundry`, `other:<name>`"
+);
+
 impl Hydrate for ServiceType {
     fn hydrate_string(text: &str) -> Result<Self, HydrateError> {
         ServiceType::parse(text).ok_or_else(|| {
@@ -124,7 +130,8 @@ string_enum! {
 }
 
 /// The confirmation by the person served.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Confirmation {
     /// `false` records that the person was asked and declined: the reviewer must see that.
     pub confirmed: bool,
@@ -134,17 +141,22 @@ pub struct Confirmation {
 
 /// A duration entered by hand instead of the one check-in and check-out give (the worker
 /// forgot to check out, the phone died). The reason is required so the reviewer can judge.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DurationOverride {
     pub minutes: i64,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
 /// A service log. Document kind `service-log`.
-#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile)]
+#[derive(Clone, Debug, PartialEq, Eq, Hydrate, Reconcile, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceLog {
-    /// Always [`DocumentKind::ServiceLog`].
+    /// Always [`DocumentKind::ServiceLog`]. Defaults to it when absent, because deserialising a
+    /// [`Record`](super::Record) takes `kind` to choose the type.
+    #[serde(default = "service_log_kind")]
     pub kind: DocumentKind,
     #[autosurgeon(rename = "schemaVersion", with = "u32_as_int")]
     pub schema_version: u32,
@@ -157,23 +169,34 @@ pub struct ServiceLog {
     #[autosurgeon(rename = "elderId")]
     pub elder_id: SubjectId,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub services: Vec<ServiceType>,
     #[autosurgeon(rename = "checkIn")]
     pub check_in: Millis,
     /// Absent while the service is in progress.
     #[autosurgeon(rename = "checkOut", missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_out: Option<Millis>,
     #[autosurgeon(rename = "durationOverride", missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_override: Option<DurationOverride>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<Confirmation>,
     /// What was done, anything unusual.
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub review: Review,
     #[autosurgeon(missing = "Default::default")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub comments: Vec<Comment>,
+}
+
+fn service_log_kind() -> DocumentKind {
+    DocumentKind::ServiceLog
 }
 
 impl ServiceLog {

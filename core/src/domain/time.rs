@@ -15,6 +15,8 @@ use std::fmt;
 
 use autosurgeon::{Hydrate, HydrateError, Reconcile, Reconciler};
 
+use super::codec::serde_via_str;
+
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
@@ -103,6 +105,8 @@ impl fmt::Display for Date {
     }
 }
 
+serde_via_str!(Date, "a date as YYYY-MM-DD");
+
 impl Hydrate for Date {
     fn hydrate_string(text: &str) -> Result<Self, HydrateError> {
         Date::parse(text)
@@ -166,6 +170,8 @@ impl fmt::Display for YearMonth {
         write!(f, "{:04}-{:02}", self.year, self.month)
     }
 }
+
+serde_via_str!(YearMonth, "a year and month as YYYY-MM");
 
 impl Hydrate for YearMonth {
     fn hydrate_string(text: &str) -> Result<Self, HydrateError> {

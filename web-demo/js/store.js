@@ -1,0 +1,249 @@
+// IndexedDB: the phone's storage. One database per account on this device
+// (`caresync-<account id>`) and one for the device (`caresync-device`: the accounts that
+// may unlock offline). Stores:
+//   changes    [document, hash] -> {document, hash, bytes}      change rows since the snapshot
+//   snapshots  document -> {document, snapshot}                 compacted state
+//   documents  document -> {document, meta, heads, relayHeads, summary, unavailable}
+//   refused    id (auto) -> {id, document, code, message, refusedCopy, refusedRecord, at, dismissed}
+//   kv         key -> {key, value}
+// `execute(op)` carries out one storage op of the engine and answers its completion. Every
+// write transaction of an op uses durability 'strict' and is answered 'written' only after
+// the transaction's `complete` event: only then may the engine call the change saved.
+
+const DB_VERSION = 1;
+const STRICT = { durability: 'strict' };
+const RELAXED = { durability: 'relaxed' };
+
+function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+function finished(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error ?? new Error('transaction failed'));
+    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
+  });
+}
+
+/** Every change row of one document: keys [document, <any string>] sort below [document, []]. */
+function rowsOf(document) {
+  return IDBKeyRange.bound([document], [document, []]);
+}
+
+/** Read-modify-write of a `documents` row inside `tx`. */
+function updateDocument(tx, document, update) {
+  const store = tx.objectStore('documents');
+  const get = store.get(document);
+  get.onsuccess = () => {
+    const row = get.result ?? { document, heads: null, relayHeads: [], meta: null, summary: null };
+    update(row);
+    store.put(row);
+  };
+}
+
+function openDatabase(name) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(name, DB_VERSION);
+    open.onupgradeneeded = () => {
+      const db = open.result;
+      if (!db.objectStoreNames.contains('changes')) db.createObjectStore('changes', { keyPath: ['document', 'hash'] });
+      if (!db.objectStoreNames.contains('snapshots')) db.createObjectStore('snapshots', { keyPath: 'document' });
+      if (!db.objectStoreNames.contains('documents')) db.createObjectStore('documents', { keyPath: 'document' });
+      if (!db.objectStoreNames.contains('refused')) {
+        const refused = db.createObjectStore('refused', { keyPath: 'id', autoIncrement: true });
+        refused.createIndex('document', 'document');
+      }
+      if (!db.objectStoreNames.contains('kv')) db.createObjectStore('kv', { keyPath: 'key' });
+    };
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+    open.onblocked = () => reject(new Error(`database ${name} is blocked by another tab`));
+  });
+}
+
+export class Store {
+  constructor(db) {
+    this.db = db;
+  }
+
+  static async open(name) {
+    return new Store(await openDatabase(name));
+  }
+
+  /** The database of one account on this device. */
+  static forAccount(accountId) {
+    return Store.open(`caresync-${accountId}`);
+  }
+
+  /** The device's own database (offline unlock verifiers). */
+  static device() {
+    return Store.open('caresync-device');
+  }
+
+  close() {
+    this.db.close();
+  }
+
+  // ----- the engine's storage ops ----------------------------------------------------
+
+  /**
+   * Carries out one storage op. Resolves with the completion without its id:
+   * `{type:'loaded', document, stored}`, `{type:'written'}` or `{type:'failed', reason}`.
+   * Never rejects.
+   */
+  async execute(op) {
+    try {
+      switch (op.type) {
+        case 'load':
+          return await this.load(op.document);
+        case 'put-changes':
+          await this.putChanges(op);
+          return { type: 'written' };
+        case 'compact':
+          await this.compact(op);
+          return { type: 'written' };
+        case 'replace':
+          await this.replace(op);
+          return { type: 'written' };
+        case 'save-scope-cursor':
+          await this.kvSet('scopeCursor', op.cursor, true);
+          return { type: 'written' };
+        case 'put-relay-heads':
+          await this.putRelayHeads(op);
+          return { type: 'written' };
+        default:
+          console.warn('caresync: unknown storage op', op);
+          return { type: 'written' };
+      }
+    } catch (error) {
+      return { type: 'failed', reason: String(error?.message ?? error) };
+    }
+  }
+
+  async load(document) {
+    const tx = this.db.transaction(['changes', 'snapshots', 'documents'], 'readonly');
+    const [snapshot, changes, row] = await Promise.all([
+      request(tx.objectStore('snapshots').get(document)),
+      request(tx.objectStore('changes').getAll(rowsOf(document))),
+      request(tx.objectStore('documents').get(document)),
+    ]);
+    const exists = Boolean(snapshot) || changes.length > 0;
+    return {
+      type: 'loaded',
+      document,
+      stored: exists
+        ? {
+            snapshot: snapshot?.snapshot ?? null,
+            changes: changes.map(({ hash, bytes }) => ({ hash, bytes })),
+            meta: row?.meta ?? null,
+          }
+        : null,
+    };
+  }
+
+  async putChanges({ document, meta, changes, heads }) {
+    const tx = this.db.transaction(['changes', 'documents'], 'readwrite', STRICT);
+    const rows = tx.objectStore('changes');
+    for (const change of changes) rows.put({ document, hash: change.hash, bytes: change.bytes });
+    updateDocument(tx, document, (row) => {
+      row.heads = heads;
+      if (meta) row.meta = meta;
+      row.unavailable = false;
+    });
+    await finished(tx);
+  }
+
+  async compact({ document, snapshot, covered }) {
+    const tx = this.db.transaction(['changes', 'snapshots'], 'readwrite', STRICT);
+    tx.objectStore('snapshots').put({ document, snapshot });
+    const rows = tx.objectStore('changes');
+    for (const hash of covered) rows.delete([document, hash]);
+    await finished(tx);
+  }
+
+  async replace({ document, snapshot, heads }) {
+    const tx = this.db.transaction(['changes', 'snapshots', 'documents'], 'readwrite', STRICT);
+    tx.objectStore('changes').delete(rowsOf(document));
+    tx.objectStore('snapshots').put({ document, snapshot });
+    updateDocument(tx, document, (row) => {
+      // The engine returns the document to what the relay holds, so both heads agree.
+      const settled = heads ?? row.relayHeads ?? [];
+      row.heads = settled;
+      row.relayHeads = settled;
+    });
+    await finished(tx);
+  }
+
+  async putRelayHeads({ document, heads }) {
+    const tx = this.db.transaction(['documents'], 'readwrite', STRICT);
+    updateDocument(tx, document, (row) => {
+      row.relayHeads = heads;
+    });
+    await finished(tx);
+  }
+
+  // ----- what the driver keeps besides the engine's rows ------------------------------
+
+  /** Every `documents` row: the index and summaries restored at start. */
+  async allDocuments() {
+    const tx = this.db.transaction(['documents'], 'readonly');
+    return request(tx.objectStore('documents').getAll());
+  }
+
+  /**
+   * Writes summaries and durable heads of documents, `[{document, summary, heads}]`, in one
+   * transaction. Derived data (the engine gives them again), so relaxed durability.
+   */
+  async putSummaries(items) {
+    if (items.length === 0) return;
+    const tx = this.db.transaction(['documents'], 'readwrite', RELAXED);
+    for (const item of items) {
+      updateDocument(tx, item.document, (row) => {
+        if ('summary' in item) row.summary = item.summary;
+        if (item.heads) row.heads = item.heads;
+        if ('unavailable' in item) row.unavailable = item.unavailable;
+      });
+    }
+    await finished(tx);
+  }
+
+  /** Keeps the readable copy of a refused edit. Resolves with its id. */
+  async addRefused(entry) {
+    const tx = this.db.transaction(['refused'], 'readwrite', STRICT);
+    const id = request(tx.objectStore('refused').add({ ...entry, dismissed: false }));
+    await finished(tx);
+    return id;
+  }
+
+  async allRefused() {
+    const tx = this.db.transaction(['refused'], 'readonly');
+    return request(tx.objectStore('refused').getAll());
+  }
+
+  /** Marks a refused copy as read by the user. The copy itself is kept. */
+  async dismissRefused(id) {
+    const tx = this.db.transaction(['refused'], 'readwrite', STRICT);
+    const store = tx.objectStore('refused');
+    const get = store.get(id);
+    get.onsuccess = () => {
+      if (get.result) store.put({ ...get.result, dismissed: true });
+    };
+    await finished(tx);
+  }
+
+  async kvGet(key) {
+    const tx = this.db.transaction(['kv'], 'readonly');
+    const row = await request(tx.objectStore('kv').get(key));
+    return row?.value;
+  }
+
+  async kvSet(key, value, strict = true) {
+    const tx = this.db.transaction(['kv'], 'readwrite', strict ? STRICT : RELAXED);
+    tx.objectStore('kv').put({ key, value });
+    await finished(tx);
+  }
+}

@@ -1,0 +1,101 @@
+// Service worker: the app shell, cache-first, so that after one online visit every screen
+// opens with no network, also after a browser restart. The cache is versioned: change
+// VERSION whenever a shell file changes (the wasm build in pkg/ included), so that the new
+// worker fetches them all afresh and drops the old cache once it takes over.
+// Never cached: the API (/api/), the sync socket (/sync), /healthz, /metrics.
+
+const VERSION = 'caresync-shell-v1';
+const CACHE_PREFIX = 'caresync-shell-';
+
+/** Without these the app cannot start: installation fails if one is missing. */
+const SHELL = [
+  './',
+  'index.html',
+  'manifest.webmanifest',
+  'css/app.css',
+  'icons/icon.svg',
+  'icons/icon-192.png',
+  'icons/icon-512.png',
+  'js/app.js',
+  'js/auth.js',
+  'js/engine.js',
+  'js/i18n.js',
+  'js/i18n-screens.js',
+  'js/store.js',
+  'js/sync.js',
+  'js/ui.js',
+  'js/screens/director.js',
+  'js/screens/worker.js',
+  'js/screens/reviewer.js',
+  'pkg/caresync_wasm.js',
+  'pkg/caresync_wasm_bg.wasm',
+];
+
+/** Cached when present: modules the role screens may add. */
+const OPTIONAL = ['js/screens/charts.js'];
+
+const NEVER = [/^\/api\//, /^\/sync(\/|$|\?)/, /^\/healthz$/, /^\/metrics$/];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(VERSION);
+      await cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' })));
+      await Promise.all(
+        OPTIONAL.map((url) =>
+          fetch(new Request(url, { cache: 'reload' }))
+            .then((response) => (response.ok ? cache.put(url, response) : undefined))
+            .catch(() => undefined),
+        ),
+      );
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const name of await caches.keys()) {
+        if (name.startsWith(CACHE_PREFIX) && name !== VERSION) await caches.delete(name);
+      }
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (NEVER.some((pattern) => pattern.test(url.pathname))) return;
+  if (request.headers.get('upgrade') === 'websocket') return;
+  const scope = new URL(self.registration.scope).pathname;
+  if (request.mode === 'navigate' && (url.pathname === scope || url.pathname === `${scope}index.html`)) {
+    event.respondWith(navigation(request));
+    return;
+  }
+  if (request.mode === 'navigate') return;
+  event.respondWith(cacheFirst(request));
+});
+
+/** Every page of the app is index.html; the route is in the hash. */
+async function navigation(request) {
+  const cache = await caches.open(VERSION);
+  const cached = (await cache.match('index.html')) ?? (await cache.match('./'));
+  if (cached) return cached;
+  return fetch(request);
+}
+
+async function cacheFirst(request) {
+  const cache = await caches.open(VERSION);
+  const cached = await cache.match(request, { ignoreSearch: true });
+  if (cached) return cached;
+  const response = await fetch(request);
+  if (response.ok && response.type === 'basic') {
+    // A module added after this version was installed: keep it for offline use too.
+    cache.put(request, response.clone()).catch(() => undefined);
+  }
+  return response;
+}
