@@ -1,10 +1,12 @@
 // Service worker: the app shell, cache-first, so that after one online visit every screen
-// opens with no network, also after a browser restart. The cache is versioned: change
-// VERSION whenever a shell file changes (the wasm build in pkg/ included), so that the new
-// worker fetches them all afresh and drops the old cache once it takes over.
+// opens with no network, also after a browser restart. The cache is versioned by a hash of
+// every shell file (pkg/shell-version.js, written by the wasm build): when any file
+// changes, that script changes, the browser installs this worker anew, it fetches the
+// files afresh and drops the old cache once it takes over.
 // Never cached: the API (/api/), the sync socket (/sync), /healthz, /metrics.
 
-const VERSION = 'caresync-shell-v1';
+importScripts('pkg/shell-version.js');
+const VERSION = self.CARESYNC_SHELL_VERSION || 'caresync-shell-unversioned';
 const CACHE_PREFIX = 'caresync-shell-';
 
 /** Without these the app cannot start: installation fails if one is missing. */
@@ -28,6 +30,7 @@ const SHELL = [
   'js/screens/worker.js',
   'js/screens/reviewer.js',
   'pkg/caresync_wasm.js',
+  'pkg/shell-version.js',
   'pkg/caresync_wasm_bg.wasm',
 ];
 

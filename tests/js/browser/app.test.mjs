@@ -5,7 +5,7 @@
 // of failed steps (0: all passed).
 
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -100,6 +100,21 @@ await step('a village child director logs in and sees the children, overdue firs
   await shot(field, 'director-children');
 });
 
+await step('the app is in Chinese by default and switches to English and back', async () => {
+  if ((await field.evaluate(() => document.documentElement.lang)) !== 'zh-CN') throw new Error('not zh-CN by default');
+  const chinese = await byId(field, 'screen').innerText();
+  await byId(field, 'lang-switch').click();
+  await field.waitForFunction(() => document.documentElement.lang === 'en');
+  const english = await byId(field, 'screen').innerText();
+  // The list's title comes from the catalogue; children's names stay as they are.
+  if (!chinese.includes('本村儿童') || english.includes('本村儿童') || !/children/i.test(english)) {
+    throw new Error(`the screen did not switch to English: ${english.slice(0, 200)}`);
+  }
+  await shot(field, 'director-children-en');
+  await byId(field, 'lang-switch').click();
+  await field.waitForFunction(() => document.documentElement.lang === 'zh-CN');
+});
+
 await step('the director records a visit and it syncs', async () => {
   childId = await openFirstChild(field);
   await shot(field, 'director-child');
@@ -121,6 +136,12 @@ await step('offline: a visit recorded offline survives a reload and syncs when b
   const details = await byId(field, 'visit-details').innerText();
   if (!details.includes('离线记录：需要冬衣')) throw new Error(`the offline visit is gone after a reload: ${details}`);
   await shot(field, 'director-offline-visit');
+  // The shell cache is named after the content hash the wasm build wrote, so a changed app
+  // reaches phones without a hand-bumped version.
+  const generated = readFileSync(new URL('../../../web-demo/pkg/shell-version.js', import.meta.url), 'utf8');
+  const expected = /'(caresync-shell-[0-9a-f]+)'/.exec(generated)?.[1];
+  const names = await field.evaluate(() => caches.keys());
+  if (!expected || !names.includes(expected)) throw new Error(`shell cache ${names} is not ${expected}`);
   await director.setOffline(false);
   await recordState(field, 'synced');
 });
@@ -199,6 +220,8 @@ await step('an edit shown as saved survives a killed browser', async () => {
     await context.setOffline(true);
     const killed = await recordVisit(page, '杀进程测试', { final: false });
     await recordState(page, 'saved');
+    // Browser.crash kills the whole browser at once, like a killed app on a phone: the call
+    // itself fails because its target is gone, which is the point.
     const cdp = await context.newCDPSession(page);
     await cdp.send('Browser.crash').catch(() => {});
     await context.close().catch(() => {});
