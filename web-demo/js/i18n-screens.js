@@ -132,6 +132,8 @@ export const zh = {
   'scr.reviewer.risk': '风险等级',
   'scr.reviewer.minutes': '服务时长',
   'scr.reviewer.overrideReason': '手动时长原因：{reason}',
+  'scr.reviewer.offlineQueue': '无网络：列表来自本机已同步的记录。通过或退回需要联网。',
+  'scr.reviewer.offlineReview': '无网络：审核需要联网，联网后才能通过或退回。',
   'scr.check.guardianship': '监护情况',
   'scr.check.schooling': '就学情况',
   'scr.check.health': '健康情况',
@@ -156,6 +158,10 @@ export const zh = {
   'scr.dash.people': '{n} 人',
   'scr.dash.export': '下载 {month} 月度 Excel',
   'scr.dash.exportHint': '包含本月走访记录和服务记录',
+  'scr.dash.exportOffline': '下载需要联网',
+  'scr.dash.asOf': '无网络：显示截至 {time} 保存在本机的报表',
+  'scr.dash.nothingKept': '本机没有保存这份报表，请联网后查看',
+  'scr.dash.nothingKeptAll': '无网络，本机也没有保存这个月的报表',
 };
 
 export const en = {
@@ -288,6 +294,8 @@ export const en = {
   'scr.reviewer.risk': 'Risk level',
   'scr.reviewer.minutes': 'Duration',
   'scr.reviewer.overrideReason': 'Duration entered by hand: {reason}',
+  'scr.reviewer.offlineQueue': 'No network: this list comes from the records synced to this phone. Approving or returning needs the network.',
+  'scr.reviewer.offlineReview': 'No network: reviews need the network; approve or return once online.',
   'scr.check.guardianship': 'Guardianship',
   'scr.check.schooling': 'Schooling',
   'scr.check.health': 'Health',
@@ -312,4 +320,8 @@ export const en = {
   'scr.dash.people': '{n}',
   'scr.dash.export': 'Download the {month} Excel',
   'scr.dash.exportHint': 'The month\'s home visits and service logs',
+  'scr.dash.exportOffline': 'Downloading needs the network',
+  'scr.dash.asOf': 'No network: reports as of {time}, kept on this phone',
+  'scr.dash.nothingKept': 'This report is not kept on this phone; connect to see it',
+  'scr.dash.nothingKeptAll': 'No network, and no reports of this month are kept on this phone',
 };

@@ -177,6 +177,68 @@ await step('the township reviewer returns the visit with a comment and the direc
   await shot(field, 'director-returned');
 });
 
+await step('offline: the township reviewer sees the queue from the phone and the last reports', async () => {
+  const context = await browser.newContext({ viewport });
+  try {
+    const desk = await context.newPage();
+    await login(desk, 'demo-reviewer');
+    await syncState(desk, 'synced');
+    await byId(desk, 'review-row').first().waitFor({ timeout: LONG });
+    const onlineTotal = await byId(desk, 'review-total').innerText();
+    await byId(desk, 'tab-dashboard').click();
+    for (const chart of ['chart-coverage', 'chart-overdue', 'chart-hours']) {
+      await desk.locator(`[data-testid="${chart}"] svg`).first().waitFor({ timeout: LONG });
+    }
+    // The reports are kept in the account's IndexedDB; the shell is cached by the worker.
+    await desk.waitForFunction(
+      () =>
+        new Promise((resolve) => {
+          const open = indexedDB.open(`caresync-${globalThis.caresyncApp.account.id}`);
+          open.onerror = () => resolve(false);
+          open.onsuccess = () => {
+            const db = open.result;
+            const get = db.transaction('kv').objectStore('kv').get('screen.reviewer.reports.v1');
+            get.onsuccess = () => {
+              const kept = get.result && get.result.value;
+              db.close();
+              resolve(Boolean(kept && kept.overdue && kept.months && Object.keys(kept.months).length));
+            };
+            get.onerror = () => resolve(false);
+          };
+        }),
+      null,
+      { timeout: LONG },
+    );
+    await desk.evaluate(() => navigator.serviceWorker.ready);
+    await desk.waitForFunction(() => Boolean(navigator.serviceWorker.controller), null, { timeout: LONG });
+
+    await context.setOffline(true);
+    await desk.reload();
+    await byId(desk, 'review-queue').waitFor({ timeout: LONG });
+    await byId(desk, 'offline-note').waitFor({ timeout: LONG });
+    await byId(desk, 'review-row').first().waitFor({ timeout: LONG });
+    const rows = await byId(desk, 'review-row').count();
+    if (rows < 1) throw new Error('no review rows offline');
+    const offlineTotal = await byId(desk, 'review-total').innerText();
+    if (offlineTotal !== onlineTotal) throw new Error(`offline queue ${offlineTotal}, online ${onlineTotal}`);
+    await shot(desk, 'reviewer-offline-queue');
+    await byId(desk, 'review-row').first().click();
+    await byId(desk, 'review-detail').waitFor();
+    await byId(desk, 'offline-note').waitFor();
+    if (!(await byId(desk, 'approve').isDisabled())) throw new Error('approve is enabled offline');
+    if (!(await byId(desk, 'return-submit').isDisabled())) throw new Error('return is enabled offline');
+    await byId(desk, 'back').first().click();
+    await byId(desk, 'tab-dashboard').click();
+    await byId(desk, 'report-as-of').waitFor({ timeout: LONG });
+    for (const chart of ['chart-coverage', 'chart-overdue', 'chart-hours']) {
+      await desk.locator(`[data-testid="${chart}"] svg`).first().waitFor({ timeout: LONG });
+    }
+    await shot(desk, 'reviewer-offline-dashboard');
+  } finally {
+    await context.close();
+  }
+});
+
 await step('a care worker checks in and out of a service and sees the hours', async () => {
   const phone = await (await browser.newContext({ viewport })).newPage();
   await login(phone, 'demo-worker');

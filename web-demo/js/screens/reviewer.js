@@ -2,7 +2,14 @@
 // the review queue, review actions and reports come from the relay API (ctx.api); a
 // record's full content comes from the device's own replica (ctx.engine) when it has
 // synced there.
+//
+// Offline (no network, or the API answers `.offline`): the queue is built from the
+// summaries on this phone (the device syncs every record of its scope), with the same
+// filters and order as the API; approve/return are disabled (the relay writes reviews).
+// The dashboard shows the last answers of the three report calls kept in the account's
+// IndexedDB `kv` (localStorage if that fails), marked "as of <time>".
 
+import { Store } from '../store.js';
 import { barChart } from './charts.js';
 import { bare, chinaDay, chinaTime, h, injectStyle, isNum, makeT, messageOf, serviceLabel, str } from './worker.js';
 
@@ -11,6 +18,9 @@ const REVIEW_STATES = ['pending', 'returned', 'approved'];
 const CHECKLIST = ['guardianship', 'schooling', 'health', 'safety', 'living'];
 const RECORD_WAIT_MS = 2500;
 const REVIEW_COMMENT_MAX = 1000;
+const PAGE_SIZE = 50; // the API's default page size
+const REPORTS_KEY = 'screen.reviewer.reports.v1';
+const REPORT_MONTHS_KEPT = 6;
 
 const STYLE_ID = 'cs-reviewer-style';
 const STYLE = `
@@ -36,6 +46,8 @@ const STYLE = `
 .cs-risk-yellow{color:#8a6100;font-weight:700}
 .cs-risk-blue{color:#1f56b8;font-weight:700}
 .cs-risk-green{color:#17663a;font-weight:700}
+.cs-offline-note{margin:0 0 .6rem}
+.cs-btn[aria-disabled="true"]{opacity:.55;pointer-events:none}
 `;
 
 function currentMonth() {
@@ -49,6 +61,90 @@ function lastDayOf(month) {
 
 function withTimeout(promise, ms) {
   return Promise.race([Promise.resolve(promise), new Promise((resolve) => setTimeout(() => resolve(undefined), ms))]);
+}
+
+function browserOffline() {
+  return typeof navigator !== 'undefined' && navigator.onLine === false;
+}
+
+function isOfflineError(err) {
+  return Boolean(err && err.offline) || browserOffline();
+}
+
+// ----- the kept report answers: the account's IndexedDB `kv`, else localStorage -----
+
+function localKey(accountId) {
+  return `caresync.${accountId}.${REPORTS_KEY}`;
+}
+
+async function readReportCache(accountId) {
+  if (accountId == null) return null;
+  try {
+    const store = await Store.forAccount(accountId);
+    try {
+      const value = await store.kvGet(REPORTS_KEY);
+      if (value) return value;
+    } finally {
+      store.close();
+    }
+  } catch {
+    /* no IndexedDB: try localStorage */
+  }
+  try {
+    const text = localStorage.getItem(localKey(accountId));
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function writeReportCache(accountId, value) {
+  if (accountId == null) return;
+  try {
+    const store = await Store.forAccount(accountId);
+    try {
+      await store.kvSet(REPORTS_KEY, value, false);
+      return;
+    } finally {
+      store.close();
+    }
+  } catch {
+    /* no IndexedDB: try localStorage */
+  }
+  try {
+    localStorage.setItem(localKey(accountId), JSON.stringify(value));
+  } catch {
+    /* full or unavailable: the dashboard just has nothing kept */
+  }
+}
+
+/** A queue item (the API's `RecordItem` shape) from a summary on this phone. */
+function itemOfSummary(row) {
+  return {
+    id: str(row.document),
+    kind: str(row.kind),
+    village: str(row.orgUnit),
+    village_name: '',
+    subject: row.subject ?? null,
+    worker: row.worker ?? null,
+    title: str(row.title),
+    day: row.day ?? null,
+    minutes: isNum(row.minutes) ? row.minutes : null,
+    record_status: row.recordStatus ?? null,
+    review_state: row.reviewState ?? null,
+    review_comment: row.reviewComment ?? null,
+    next_visit: row.nextVisit ?? null,
+    risk: row.risk ?? null,
+  };
+}
+
+/** The API's order: newest day first, records without a day last, then by document id. */
+function byDayDesc(a, b) {
+  const da = str(a.day);
+  const db = str(b.day);
+  if (!da !== !db) return da ? -1 : 1;
+  if (da !== db) return da < db ? 1 : -1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 export function renderReviewer(ctx, root) {
@@ -81,9 +177,16 @@ export function renderReviewer(ctx, root) {
     reviewResult: null,
     busy: false,
     month: currentMonth(),
-    reports: null, // {month, from, to, coverage, overdue, hours, errors}
+    reports: null, // {month, from, to, coverage, overdue, hours, errors, offline, asOf}
     reportsLoading: false,
     pending: false,
+    offline: false, // the queue shown is this phone's own (no network)
+  };
+  const accountId = ctx.account && ctx.account.id != null ? ctx.account.id : null;
+  let reportCache = null; // Promise of the kept report answers (read once per render)
+  const keptReports = () => {
+    reportCache ??= readReportCache(accountId).then((value) => (value && typeof value === 'object' ? value : {}));
+    return reportCache;
   };
 
   /** The API's messages are "中文 / English": show the half in the UI language. */
@@ -117,12 +220,54 @@ export function renderReviewer(ctx, root) {
     }
   }
 
+  function namesFromCoverage(report) {
+    for (const v of (report && report.villages) || []) {
+      if (v.village_name || !s.villages.has(str(v.village))) s.villages.set(str(v.village), str(v.village_name));
+    }
+  }
+
   async function loadVillages() {
     try {
-      const report = await ctx.api('reports/coverage');
-      for (const v of (report && report.villages) || []) s.villages.set(str(v.village), str(v.village_name));
+      if (browserOffline()) throw Object.assign(new Error('offline'), { offline: true });
+      namesFromCoverage(await ctx.api('reports/coverage'));
     } catch {
-      /* the list items name their villages too */
+      // The list items name their villages too; offline, the kept coverage answer does.
+      const kept = await keptReports();
+      for (const entry of Object.values(kept.months || {})) {
+        if (entry && entry.coverage) namesFromCoverage(entry.coverage.value);
+      }
+    }
+  }
+
+  /** The queue from the summaries on this phone, filtered and ordered as the API does. */
+  async function offlinePage() {
+    const kinds = s.filters.kind ? [s.filters.kind] : KINDS;
+    const rows = [];
+    if (engine && typeof engine.summaries === 'function') {
+      for (const kind of kinds) rows.push(...((await engine.summaries(kind)) || []));
+    }
+    const items = rows
+      .filter((row) => row && !row.refusedOnly && KINDS.includes(str(row.kind)))
+      .filter((row) => !s.filters.village || str(row.orgUnit) === s.filters.village)
+      .filter((row) => !s.filters.state || str(row.reviewState) === s.filters.state)
+      .map(itemOfSummary)
+      .sort(byDayDesc);
+    for (const item of items) {
+      if (item.village && !s.villages.has(item.village)) s.villages.set(item.village, '');
+    }
+    const pages = Math.max(1, Math.ceil(items.length / PAGE_SIZE));
+    if (s.page > pages) s.page = pages;
+    const start = (s.page - 1) * PAGE_SIZE;
+    return { total: items.length, page: s.page, page_size: PAGE_SIZE, items: items.slice(start, start + PAGE_SIZE), offline: true };
+  }
+
+  async function showOfflineList() {
+    try {
+      s.list = await offlinePage();
+      s.offline = true;
+      s.listError = null;
+    } catch (err) {
+      s.listError = apiMessage(err);
     }
   }
 
@@ -135,14 +280,20 @@ export function renderReviewer(ctx, root) {
     if (s.filters.village) params.set('village', s.filters.village);
     if (s.filters.state) params.set('review_state', s.filters.state);
     params.set('page', String(s.page));
-    try {
-      const page = await ctx.api(`records?${params}`);
-      s.list = page;
-      for (const item of page.items || []) {
-        if (item.village && !s.villages.has(item.village)) s.villages.set(item.village, str(item.village_name));
+    if (browserOffline()) {
+      await showOfflineList();
+    } else {
+      try {
+        const page = await ctx.api(`records?${params}`);
+        s.list = page;
+        s.offline = false;
+        for (const item of page.items || []) {
+          if (item.village && !s.villages.has(item.village)) s.villages.set(item.village, str(item.village_name));
+        }
+      } catch (err) {
+        if (isOfflineError(err)) await showOfflineList();
+        else s.listError = apiMessage(err);
       }
-    } catch (err) {
-      s.listError = apiMessage(err);
     }
     s.listLoading = false;
     render();
@@ -162,28 +313,101 @@ export function renderReviewer(ctx, root) {
     if (s.detail === item) s.record = rec || null;
   }
 
-  async function loadReports() {
-    const month = s.month;
+  let keeping = Promise.resolve(); // one read-modify-write of the kept answers at a time
+
+  /** Keeps the answers that came from the relay, for the dashboard offline. */
+  async function keepReports(month, from, to, answers) {
+    const at = Date.now();
+    const kept = await keptReports();
+    const months = { ...(kept.months || {}) };
+    const entry = { ...(months[month] || {}) };
+    if (answers.coverage) entry.coverage = { value: answers.coverage, from, to, at };
+    if (answers.hours) entry.hours = { value: answers.hours, at };
+    if (answers.coverage || answers.hours) {
+      delete months[month];
+      months[month] = entry; // newest last
+      for (const old of Object.keys(months).slice(0, -REPORT_MONTHS_KEPT)) delete months[old];
+    }
+    const next = {
+      ...kept,
+      months,
+      lastMonth: answers.coverage || answers.hours ? month : kept.lastMonth,
+      overdue: answers.overdue ? { value: answers.overdue, at } : kept.overdue,
+    };
+    reportCache = Promise.resolve(next);
+    await writeReportCache(accountId, next);
+  }
+
+  async function loadReports({ picked = false } = {}) {
+    const asked = s.month;
+    let month = asked;
     s.reportsLoading = true;
     render();
     const today = chinaDay(Date.now());
-    const from = `${month}-01`;
+    let from = `${month}-01`;
     const last = `${month}-${String(lastDayOf(month)).padStart(2, '0')}`;
-    const to = today < last && today >= from ? today : last;
+    let to = today < last && today >= from ? today : last;
     const errors = {};
-    const get = (key, path) =>
-      ctx.api(path).catch((err) => {
-        errors[key] = apiMessage(err);
+    const offline = {};
+    const get = (key, path) => {
+      if (browserOffline()) {
+        offline[key] = true;
+        return Promise.resolve(null);
+      }
+      return ctx.api(path).catch((err) => {
+        if (isOfflineError(err)) offline[key] = true;
+        else errors[key] = apiMessage(err);
         return null;
       });
-    const [coverage, overdue, hours] = await Promise.all([
+    };
+    let [coverage, overdue, hours] = await Promise.all([
       get('coverage', `reports/coverage?from=${from}&to=${to}`),
       get('overdue', 'reports/overdue'),
       get('hours', `reports/hours?month=${month}`),
     ]);
-    for (const v of (coverage && coverage.villages) || []) s.villages.set(str(v.village), str(v.village_name));
-    if (s.month !== month) return; // a newer month was asked for meanwhile
-    s.reports = { month, from, to, coverage, overdue, hours, errors };
+    namesFromCoverage(coverage);
+    if (coverage || overdue || hours) {
+      const answers = { coverage, overdue, hours };
+      keeping = keeping
+        .then(() => keepReports(month, from, to, answers))
+        .catch((err) => console.warn('caresync: reports not kept', err));
+    }
+    if (s.month !== asked) return; // a newer month was asked for meanwhile
+    let asOf = null;
+    const offlineNow = Object.keys(offline).length > 0;
+    if (offlineNow) {
+      const kept = await keptReports();
+      const months = kept.months || {};
+      // Opened offline in a month with nothing kept (e.g. the month turned): show the
+      // last month kept. A month the user picked stays, with nothing to show.
+      if (!months[month] && !picked && kept.lastMonth && months[kept.lastMonth] && offline.coverage && offline.hours) {
+        month = kept.lastMonth;
+      }
+      const entry = months[month] || {};
+      const stamps = [];
+      const use = (key, saved) => {
+        if (!offline[key]) return null;
+        if (!saved) {
+          errors[key] = t('scr.dash.nothingKept');
+          return null;
+        }
+        stamps.push(saved.at);
+        return saved.value;
+      };
+      if (offline.coverage) {
+        coverage = use('coverage', entry.coverage);
+        if (entry.coverage) ({ from, to } = entry.coverage);
+        else from = to = '';
+      }
+      if (offline.overdue) overdue = use('overdue', kept.overdue);
+      if (offline.hours) hours = use('hours', entry.hours);
+      namesFromCoverage(coverage);
+      const numbers = stamps.filter(isNum);
+      asOf = numbers.length ? Math.min(...numbers) : null;
+      if (s.month !== asked) return;
+      s.month = month;
+    }
+    s.reports = { month, from, to, coverage, overdue, hours, errors, offline: offlineNow, asOf };
     s.reportsLoading = false;
     render();
   }
@@ -198,7 +422,15 @@ export function renderReviewer(ctx, root) {
   function onEngineChanged() {
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(async () => {
-      if (!alive() || !s.detail) return;
+      if (!alive()) return;
+      if (!s.detail) {
+        // The offline queue is this phone's summaries: show what changed in them.
+        if (s.offline && s.list && s.list.offline && !s.listLoading && !typing()) {
+          await showOfflineList();
+          if (alive() && !s.detail) render();
+        }
+        return;
+      }
       if (typing() || s.busy) {
         s.pending = true;
         return;
@@ -230,6 +462,30 @@ export function renderReviewer(ctx, root) {
     }
   }
 
+  // The network came back: the queue and reports shown from this phone come from the relay again.
+  if (typeof window !== 'undefined' && window.addEventListener) {
+    const onOnline = () => {
+      if (!alive()) {
+        window.removeEventListener('online', onOnline);
+        window.removeEventListener('offline', onOffline);
+        return;
+      }
+      if (s.offline && !s.listLoading) loadList();
+      else render();
+      if (s.reports && s.reports.offline && !s.reportsLoading) loadReports({ picked: true });
+    };
+    const onOffline = () => {
+      if (!alive()) {
+        window.removeEventListener('online', onOnline);
+        window.removeEventListener('offline', onOffline);
+        return;
+      }
+      render(); // review actions need the network
+    };
+    window.addEventListener('online', onOnline);
+    window.addEventListener('offline', onOffline);
+  }
+
   // ------------------------------------------------------------------ actions
 
   function setFilter(name, value) {
@@ -259,8 +515,13 @@ export function renderReviewer(ctx, root) {
     else render();
   }
 
+  /** Reviews are written by the relay: none without a network. */
+  function reviewsOffline() {
+    return s.offline || browserOffline();
+  }
+
   async function review(action) {
-    if (s.busy || !s.detail) return;
+    if (s.busy || !s.detail || reviewsOffline()) return;
     const comment = s.returnText.trim();
     s.reviewError = null;
     if (action === 'return' && !comment) {
@@ -318,7 +579,7 @@ export function renderReviewer(ctx, root) {
   }
 
   function filters() {
-    const villages = [...s.villages.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+    const villages = [...s.villages.entries()].map(([code, name]) => [code, name || code]).sort((a, b) => a[0].localeCompare(b[0]));
     return h(
       'div',
       { class: 'cs-filters' },
@@ -381,6 +642,9 @@ export function renderReviewer(ctx, root) {
     return h(
       'div',
       { 'data-testid': 'review-queue' },
+      list && list.offline
+        ? h('div', { class: 'cs-warn cs-offline-note', role: 'status', 'data-testid': 'offline-note' }, t('scr.reviewer.offlineQueue'))
+        : null,
       filters(),
       s.listError ? h('div', { class: 'cs-err', role: 'alert' }, t('scr.reviewer.apiError', { message: s.listError })) : null,
       !list && s.listLoading ? h('p', { class: 'cs-hint' }, t('scr.loading')) : null,
@@ -536,6 +800,7 @@ export function renderReviewer(ctx, root) {
     const reviewState = s.reviewResult || str(item.review_state) || 'pending';
     const reviewComment = item.review_comment || (rec && rec.review && rec.review.comment);
     const comments = rec && Array.isArray(rec.comments) ? rec.comments : [];
+    const noNetwork = reviewsOffline();
     return h(
       'div',
       { 'data-testid': 'review-detail', 'data-id': item.id },
@@ -591,6 +856,9 @@ export function renderReviewer(ctx, root) {
               t('scr.reviewer.result', { state: t(`scr.review.${s.reviewResult}`) }),
             )
           : null,
+        noNetwork
+          ? h('div', { class: 'cs-warn', role: 'status', 'data-testid': 'offline-note' }, t('scr.reviewer.offlineReview'))
+          : null,
         h(
           'div',
           { class: 'cs-review-actions', style: 'margin-top:.75rem' },
@@ -600,7 +868,7 @@ export function renderReviewer(ctx, root) {
               type: 'button',
               class: 'cs-btn cs-btn-primary',
               'data-testid': 'approve',
-              disabled: s.busy,
+              disabled: s.busy || noNetwork,
               onclick: () => review('approve'),
             },
             t('scr.reviewer.approve'),
@@ -615,6 +883,7 @@ export function renderReviewer(ctx, root) {
               maxlength: REVIEW_COMMENT_MAX,
               placeholder: t('scr.reviewer.returnPlaceholder'),
               value: s.returnText,
+              disabled: noNetwork,
               oninput: (e) => {
                 s.returnText = e.target.value;
               },
@@ -626,7 +895,7 @@ export function renderReviewer(ctx, root) {
               type: 'button',
               class: 'cs-btn cs-btn-danger',
               'data-testid': 'return-submit',
-              disabled: s.busy,
+              disabled: s.busy || noNetwork,
               onclick: () => review('return'),
             },
             t('scr.reviewer.returnSubmit'),
@@ -680,6 +949,7 @@ export function renderReviewer(ctx, root) {
         .sort((a, b) => b.value - a.value);
     }
     const month = s.month;
+    const offline = browserOffline() || Boolean(r && r.offline);
     return h(
       'div',
       { 'data-testid': 'dashboard' },
@@ -700,7 +970,7 @@ export function renderReviewer(ctx, root) {
               const value = str(e.target.value);
               if (/^\d{4}-\d{2}$/.test(value) && value !== s.month) {
                 s.month = value;
-                loadReports();
+                loadReports({ picked: true });
               }
             },
           }),
@@ -710,17 +980,25 @@ export function renderReviewer(ctx, root) {
           {
             class: 'cs-btn cs-btn-primary',
             'data-testid': 'export-xlsx',
-            href: `/api/v1/exports/month.xlsx?month=${encodeURIComponent(month)}`,
-            download: `caresync-${month}.xlsx`,
-            title: t('scr.dash.exportHint'),
+            href: offline ? null : `/api/v1/exports/month.xlsx?month=${encodeURIComponent(month)}`,
+            download: offline ? null : `caresync-${month}.xlsx`,
+            'aria-disabled': offline ? 'true' : null,
+            title: offline ? t('scr.dash.exportOffline') : t('scr.dash.exportHint'),
           },
           t('scr.dash.export', { month }),
         ),
       ),
+      r && r.offline
+        ? h(
+            'div',
+            { class: 'cs-warn cs-offline-note', role: 'status', 'data-testid': 'report-as-of', 'data-at': isNum(r.asOf) ? String(r.asOf) : null },
+            isNum(r.asOf) ? t('scr.dash.asOf', { time: when(r.asOf) }) : t('scr.dash.nothingKeptAll'),
+          )
+        : null,
       chartCard(
         'chart-coverage',
         t('scr.dash.coverage'),
-        r ? t('scr.dash.coverageSub', { from: r.from, to: r.to }) : '',
+        r && r.from ? t('scr.dash.coverageSub', { from: r.from, to: r.to }) : '',
         errors.coverage,
         coverageItems,
         { max: 1, color: '#1f6fd1' },
