@@ -121,29 +121,54 @@ async fn org_units_and_accounts_added_while_serving_can_log_in_and_sync() -> any
     let listed = relay.cli(&["user", "list", "--db", db], "")?;
     assert!(listed.contains("li-director"), "{listed}");
 
-    // The relay started before the village existed; it picks the new units up while it
-    // serves (every few seconds), after which the new director's records sync.
+    // The relay started before these units existed. A director's own village needs no
+    // tree, but a township reviewer reads the village's records only through the tree
+    // (village within township), so this shows the relay picked the new units up while
+    // serving (it re-reads them every few seconds).
+    relay.cli(
+        &[
+            "user",
+            "add",
+            "--db",
+            db,
+            "--username",
+            "li-reviewer",
+            "--role",
+            "township-reviewer",
+            "--org-unit",
+            "370402001",
+        ],
+        "s3cret-passw0rd\n",
+    )?;
     let token = answer.json()?["token"]
         .as_str()
         .context("no token")?
         .to_owned();
-    let device = caresync_tests::Device::new("new village");
-    device.connect(&relay.ws_url(&token)).await?;
+    let director = caresync_tests::Device::new("new village");
+    director.connect(&relay.ws_url(&token)).await?;
+    let child = director.create(&child_in("370402001002", "新登记"))?;
+    wait_synced(&director, &child).await?;
+
+    let reviewer_token =
+        caresync_tests::login(&relay.http_base(), "li-reviewer", "s3cret-passw0rd")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let child = device.create(&child_in("370402001002", "新登记"))?;
-        device
+        let reviewer = caresync_tests::Device::new("township reviewer");
+        reviewer.connect(&relay.ws_url(&reviewer_token)).await?;
+        reviewer.open(&child);
+        reviewer
             .wait_until(WAIT, |d| {
-                d.is_synced(&child) || d.refusals().iter().any(|r| r.document == child)
+                d.record(&child).is_some() || d.unavailable().contains(&child)
             })
             .await?;
-        if device.is_synced(&child) {
+        if reviewer.record(&child).is_some() {
             break;
         }
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
-            "the relay never accepted records of a village added while it served"
+            "the relay never used the org units added while it served"
         );
+        reviewer.disconnect().await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     Ok(())
