@@ -81,5 +81,13 @@ step "cargo build -p caresync-core --target $WASM_TARGET"
 cargo build -p caresync-core --target "$WASM_TARGET"
 build_wasm
 
+# The same wasm file, bound for Node: the JS side of the bindings (plain objects, thrown
+# errors with codes, core's schedule and report rows) checked without a browser.
+NODE_WASM_DIR="$(mktemp -d)"
+trap 'rm -rf "$NODE_WASM_DIR"' EXIT
+step "node wasm/tests/node_smoke.mjs"
+wasm-bindgen --target nodejs --out-dir "$NODE_WASM_DIR" "$WASM_FILE"
+node wasm/tests/node_smoke.mjs "$NODE_WASM_DIR"
+
 step "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast

@@ -30,28 +30,44 @@ async fn the_web_app_works_for_every_role_offline_and_after_a_killed_tab() -> an
     let out = root.join("test-output").join("browser");
     std::fs::create_dir_all(&out).context("cannot make the screenshot folder")?;
 
-    let run = tokio::process::Command::new("node")
+    // The script's output goes to a file, so that a run stopped by the timeout still shows
+    // how far it got.
+    let log_path = out.join("run.log");
+    let log = std::fs::File::create(&log_path).context("cannot create the browser log")?;
+    let log_err = log.try_clone().context("cannot share the browser log")?;
+    let mut child = tokio::process::Command::new("node")
         .arg(js.join("browser").join("app.test.mjs"))
         .arg(relay.http_base())
         .arg(&out)
         .env("CHROMIUM", CHROMIUM)
         .current_dir(&js)
         .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(BROWSER_TIMEOUT, run)
-        .await
-        .context("the browser tests did not finish in time")?
+        .spawn()
         .context("cannot run node")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    if !output.status.success() {
-        bail!(
-            "browser tests failed ({}):\n{stdout}\n{stderr}\nrelay log:\n{}",
-            output.status,
-            relay.output()
-        );
+    let finished = tokio::time::timeout(BROWSER_TIMEOUT, child.wait()).await;
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    println!("{output}");
+    match finished {
+        Err(_) => {
+            let _ = child.kill().await;
+            bail!(
+                "the browser tests did not finish in {} s; their output so far is above; relay log:\n{}",
+                BROWSER_TIMEOUT.as_secs(),
+                relay.output()
+            );
+        }
+        Ok(status) => {
+            let status = status.context("cannot wait for node")?;
+            if !status.success() {
+                bail!(
+                    "browser tests failed ({status}); their output is above; relay log:\n{}",
+                    relay.output()
+                );
+            }
+        }
     }
     Ok(())
 }

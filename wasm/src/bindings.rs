@@ -1,7 +1,7 @@
 //! The `#[wasm_bindgen]` layer: JS values in and out, nothing else. Every decision is in
 //! [`PhoneCore`] and [`crate::json`], which native tests drive.
 
-use caresync_core::domain::{DocumentKind, Record};
+use caresync_core::domain::{self, Date, DocumentKind, Record, ReportRow, RiskLevel};
 use caresync_core::protocol::DocumentId;
 use caresync_core::sync::ConnectionId;
 use serde::Serialize;
@@ -58,6 +58,8 @@ export interface ReportRow {
   reviewComment: string | null; nextVisit: string | null; risk: string | null; active: boolean;
   needsOrServices: string; actions: string; concerns: string;
 }
+/** Where a child stands in the visit schedule; dates are `YYYY-MM-DD`. */
+export interface VisitDue { child: string; lastVisit: string | null; lastVisitDay: string | null; due: string | null }
 "#;
 
 /// A JS value of `value`: plain objects (not `Map`s), `null` for `None`, `Uint8Array` for
@@ -151,6 +153,60 @@ pub fn validate_record(
             to_js(&errors)
         }
     }
+}
+
+/// The list-screen row of `record` as document `documentId` (core's report row), for a
+/// record the phone holds only as a plain object, such as the refused copy of a new record.
+#[wasm_bindgen(js_name = reportRow, unchecked_return_type = "ReportRow")]
+pub fn report_row(
+    document_id: &str,
+    #[wasm_bindgen(unchecked_param_type = "CaresyncRecord")] record: JsValue,
+) -> Result<JsValue, JsValue> {
+    let record = record_from_js(record).map_err(js_error)?;
+    to_js(&domain::report_row(document_id, &record))
+}
+
+/// Where each child stands in the visit schedule (core's rule, the one the relay's overdue
+/// report uses): for each row of `children`, in order, its latest visit among `visits` and
+/// when the next one is due (`due: null` when never visited).
+#[wasm_bindgen(js_name = visitsDue, unchecked_return_type = "VisitDue[]")]
+pub fn visits_due(
+    #[wasm_bindgen(unchecked_param_type = "ReportRow[]")] children: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ReportRow[]")] visits: JsValue,
+) -> Result<JsValue, JsValue> {
+    let children: Vec<ReportRow> = from_js(children, "child rows").map_err(js_error)?;
+    let visits: Vec<ReportRow> = from_js(visits, "visit rows").map_err(js_error)?;
+    to_js(&domain::visits_due(&children, &visits))
+}
+
+/// When the next visit is due after a visit on `visitDay` (`YYYY-MM-DD`) to a child of
+/// `risk` (`'red'`, `'yellow'`, `'blue'`, `'green'` or `null`), if that visit planned no
+/// date: what a new visit's form suggests.
+#[wasm_bindgen(js_name = suggestedNextVisit)]
+pub fn suggested_next_visit(risk: Option<String>, visit_day: &str) -> Result<String, JsValue> {
+    let risk = match risk.as_deref() {
+        None => None,
+        Some(text) => Some(RiskLevel::parse(text).ok_or_else(|| {
+            js_error(PhoneError::BadInput {
+                what: "a risk level",
+                detail: format!("{text:?} is not red, yellow, blue or green"),
+            })
+        })?),
+    };
+    let day = Date::parse(visit_day).ok_or_else(|| {
+        js_error(PhoneError::BadInput {
+            what: "a date",
+            detail: format!("{visit_day:?} is not YYYY-MM-DD"),
+        })
+    })?;
+    domain::next_visit_due(risk, day, None)
+        .map(|due| due.to_string())
+        .ok_or_else(|| {
+            js_error(PhoneError::BadInput {
+                what: "a date",
+                detail: format!("{visit_day:?} is too late for a next visit"),
+            })
+        })
 }
 
 /// A phone's sync engine and its records. Events go in (`connectionOpened`,

@@ -11,7 +11,7 @@ import { createRequire } from "node:module"
 import path from "node:path"
 
 const dir = path.resolve(process.argv[2] ?? "/tmp/caresync-wasm-node")
-const { Phone, validateRecord, newDocumentId } = createRequire(import.meta.url)(
+const { Phone, validateRecord, newDocumentId, reportRow, visitsDue, suggestedNextVisit } = createRequire(import.meta.url)(
   path.join(dir, "caresync_wasm.js"),
 )
 
@@ -42,6 +42,35 @@ assert.ok(broken[0].zh && broken[0].en)
 assert.equal(validateRecord({ kind: "parcel" })[0].code, "unreadable")
 assert.equal(validateRecord(null)[0].code, "unreadable")
 assert.equal(typeof newDocumentId(random16()), "string")
+
+// ----- core's report rows and visit schedule -------------------------------------------------
+const childRow = reportRow("child-a", { ...child, risk: { level: "red", date: "2024-04-01" } })
+assert.equal(childRow.kind, "child")
+assert.equal(childRow.risk, "red")
+const visit = (startedAt, nextVisitDate) => ({
+  kind: "home-visit",
+  schemaVersion: 1,
+  orgUnit: "370402001001",
+  worker: "dir-1",
+  childId: "child-a",
+  startedAt,
+  checklist: {},
+  needs: [],
+  actions: [],
+  referrals: [],
+  status: "draft",
+  review: { state: "pending" },
+  comments: [],
+  ...(nextVisitDate ? { nextVisitDate } : {}),
+})
+const visitRows = [reportRow("v1", visit(now, "2024-05-10")), reportRow("v2", visit(now + 3600_000))]
+// The later visit planned nothing: red risk, 30 days after 2024-05-01.
+assert.deepEqual(visitsDue([{ ...childRow, syncState: "synced" }], visitRows), [
+  { child: "child-a", lastVisit: "v2", lastVisitDay: "2024-05-01", due: "2024-05-31" },
+])
+assert.equal(suggestedNextVisit("yellow", "2024-05-01"), "2024-06-30")
+assert.equal(suggestedNextVisit(null, "2024-05-01"), "2024-07-30")
+assert.throws(() => suggestedNextVisit("purple", "2024-05-01"), (e) => e.code === "bad-input")
 
 // ----- a tiny in-memory "IndexedDB" and the driving loop --------------------------------------
 const db = new Map() // document -> {snapshot, changes: Map(hash -> bytes), meta, localHeads, relayHeads}

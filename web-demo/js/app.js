@@ -22,6 +22,9 @@
 //   ctx.engine.update(doc, record) -> Promise<void>  same; pass the whole record as read
 //                             with your fields changed, so review/comments/unknown keys stay
 //   ctx.engine.validate(record) -> [{field, code, zh, en}]  (sync, no save)
+//   ctx.engine.visitsDue(children, visits) -> [{child, lastVisit, lastVisitDay, due}]
+//                             core's visit schedule for child summary rows (sync)
+//   ctx.engine.suggestedNextVisit(risk, day) -> 'YYYY-MM-DD'  core's default next visit
 //   ctx.engine.state(doc)     -> 'saved' | 'synced' | 'returned' | 'refused'
 //   ctx.engine.refused(doc?)  -> [{id, document, code, message, refusedRecord, at, dismissed}]
 //   ctx.engine.dismissRefused(copy) -> Promise<void>  the copy stays stored
@@ -38,7 +41,7 @@
 //   ctx.el(tag, attrs, ...children)  DOM helper of js/ui.js (attrs: class, text, testid,
 //                             on<event>, dataset, properties, attributes)
 //   ctx.ui                    the other helpers of js/ui.js (stateBadge, riskDot, errorSlot,
-//                             showErrors, toast, chinaDate, chinaToday, addDays, ...)
+//                             showErrors, toast, chinaDate, chinaToday, daysBetween, ...)
 //
 // Labels: every label is in js/i18n.js; the worker and reviewer screens keep theirs in
 // js/i18n-screens.js (merged into the catalogues), so `ctx.t('scr....')` finds them.
@@ -418,6 +421,8 @@ function makeCtx() {
       create: (record) => engine.create(record),
       update: (document, record) => engine.update(document, record),
       validate: (record) => engine.validate(record),
+      visitsDue: (children, visits) => engine.visitsDue(children, visits),
+      suggestedNextVisit: (risk, day) => engine.suggestedNextVisit(risk, day),
       state: (document) => engine.state(document),
       refused: (document) => engine.refused(document),
       dismissRefused: (copy) => engine.dismissRefused(copy),

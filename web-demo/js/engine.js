@@ -383,8 +383,15 @@ export class Engine {
       const record = copy.refusedRecord;
       if (copy.dismissed || !record || seen.has(copy.document)) continue;
       if (kind && record.kind !== kind) continue;
+      let row;
+      try {
+        row = this.wasm.reportRow(copy.document, record);
+      } catch (error) {
+        console.warn('caresync: refused copy not listable', copy.document, error);
+        continue;
+      }
       seen.add(copy.document);
-      out.push({ ...summaryOfRecord(copy.document, record), syncState: 'refused', refusedOnly: true });
+      out.push({ ...row, syncState: 'refused', refusedOnly: true });
     }
     return out;
   }
@@ -441,6 +448,19 @@ export class Engine {
       }
       return true;
     });
+  }
+
+  /**
+   * Core's visit schedule for `children` (summary rows): `[{child, lastVisit, lastVisitDay,
+   * due}]` in the same order, `due` null when never visited.
+   */
+  visitsDue(children, visits) {
+    return this.wasm.visitsDue(children, visits);
+  }
+
+  /** The next-visit date core suggests after a visit on `day` to a child of `risk`. */
+  suggestedNextVisit(risk, day) {
+    return this.wasm.suggestedNextVisit(risk ?? null, day);
   }
 
   validate(record) {
@@ -522,24 +542,3 @@ function asValidationError(error) {
   return new Error(String(error?.message ?? error));
 }
 
-/** A summary-like row from a record, for refused copies of records the relay never took. */
-export function summaryOfRecord(document, record) {
-  const started = record.startedAt ?? record.checkIn ?? null;
-  return {
-    document,
-    kind: record.kind,
-    orgUnit: record.orgUnit,
-    subject: record.childId ?? record.elderId ?? null,
-    worker: record.worker ?? null,
-    title: record.name ?? '',
-    day: started != null ? new Date(started + 8 * 3600 * 1000).toISOString().slice(0, 10) : null,
-    startedAt: started,
-    endedAt: record.endedAt ?? record.checkOut ?? null,
-    recordStatus: record.status ?? null,
-    reviewState: record.review?.state ?? null,
-    reviewComment: record.review?.comment ?? null,
-    nextVisit: record.nextVisitDate ?? null,
-    risk: record.risk?.level ?? null,
-    active: record.status ? ['active', 'draft', 'final'].includes(record.status) : true,
-  };
-}

@@ -60,10 +60,6 @@ export function dayNumber(date) {
   return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
 }
 
-export function addDays(date, days) {
-  return new Date((dayNumber(date) + days) * DAY_MS).toISOString().slice(0, 10);
-}
-
 /** `b - a` in days. */
 export function daysBetween(a, b) {
   return dayNumber(b) - dayNumber(a);

@@ -17,6 +17,7 @@ mod report_row;
 mod review;
 mod service_log;
 mod time;
+mod visit_schedule;
 
 pub use account::{Account, Role};
 pub use child::{
@@ -35,6 +36,9 @@ pub use service_log::{
     ServiceType,
 };
 pub use time::{CHINA_OFFSET_MILLIS, Date, Millis, YearMonth};
+pub use visit_schedule::{
+    VisitDue, is_later_visit, next_visit_due, visit_interval_days, visits_due,
+};
 
 /// Why a document could not be read as, or written from, a record.
 #[derive(Debug, thiserror::Error)]

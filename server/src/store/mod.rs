@@ -31,7 +31,7 @@ pub use migrations::DATABASE_VERSION;
 pub use orgs::{import_org_units_csv, insert_org_unit, load_org_tree};
 pub use reports::{
     OverdueChild, RecordFilter, RecordPage, VillageCoverage, WorkerHours, coverage, export_rows,
-    hours_per_worker, list_records, overdue_visits, subject_titles, visit_interval_days,
+    hours_per_worker, list_records, overdue_visits, subject_titles,
 };
 pub use scope::{ScopeListing, ScopeQuery};
 pub use sessions::{insert_session, revoke_session, revoke_sessions_of, session_account};

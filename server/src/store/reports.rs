@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use caresync_core::domain::{
     AccountId, Date, DocumentKind, OrgUnitCode, RecordStatus, ReportRow, ReviewState, RiskLevel,
-    SubjectId, YearMonth,
+    SubjectId, YearMonth, next_visit_due,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
@@ -334,17 +334,6 @@ pub fn coverage(
         .collect())
 }
 
-/// Days between home visits when the last visit did not set the next one: the higher a
-/// child's risk, the sooner someone must look again. Red (high risk) every 30 days, yellow
-/// every 60, blue, green or not yet assessed every 90.
-pub fn visit_interval_days(risk: Option<RiskLevel>) -> i64 {
-    match risk {
-        Some(RiskLevel::Red) => 30,
-        Some(RiskLevel::Yellow) => 60,
-        Some(RiskLevel::Blue | RiskLevel::Green) | None => 90,
-    }
-}
-
 /// A child whose next home visit is overdue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverdueChild {
@@ -362,7 +351,8 @@ pub struct OverdueChild {
 /// Active children of the given villages whose next visit was due before `today`.
 ///
 /// The due date is the latest visit's `next_visit` when it set one, else the latest visit's
-/// day plus [`visit_interval_days`]. Children never visited come first (they have waited
+/// day plus core's `visit_interval_days` (the rule is core's [`next_visit_due`], which the
+/// phones use too). Children never visited come first (they have waited
 /// longest, from an unknown date), then the others by due date, oldest first.
 pub fn overdue_visits(
     conn: &Connection,
@@ -399,13 +389,7 @@ pub fn overdue_visits(
         let risk = parse_column(&child, "risk", risk, RiskLevel::parse)?;
         let last_visit = parse_column(&child, "day", last_visit, Date::parse)?;
         let next_visit = parse_column(&child, "next_visit", next_visit, Date::parse)?;
-        let due = match (last_visit, next_visit) {
-            (None, _) => None,
-            (Some(_), Some(planned)) => Some(planned),
-            (Some(last), None) => {
-                Date::from_days_since_epoch(last.days_since_epoch() + visit_interval_days(risk))
-            }
-        };
+        let due = last_visit.and_then(|last| next_visit_due(risk, last, next_visit));
         let is_overdue = last_visit.is_none() || due.is_some_and(|due| due < today);
         if is_overdue {
             overdue.push(OverdueChild {
@@ -571,6 +555,8 @@ pub(crate) mod test_rows {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::test_rows::*;
     use super::*;
     use crate::store::test_support::open_temp;
@@ -739,13 +725,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_interval_follows_the_risk() {
-        assert_eq!(visit_interval_days(Some(RiskLevel::Red)), 30);
-        assert_eq!(visit_interval_days(Some(RiskLevel::Yellow)), 60);
-        assert_eq!(visit_interval_days(Some(RiskLevel::Blue)), 90);
-        assert_eq!(visit_interval_days(Some(RiskLevel::Green)), 90);
-        assert_eq!(visit_interval_days(None), 90);
+    /// One child of a generated village: its risk, and its visits as (day offset, start
+    /// hour, planned next visit offset).
+    type GeneratedChild = (Option<RiskLevel>, Vec<(i64, i64, Option<i64>)>);
+
+    fn generated_children() -> impl Strategy<Value = Vec<GeneratedChild>> {
+        let risk = prop_oneof![
+            Just(None),
+            Just(Some(RiskLevel::Red)),
+            Just(Some(RiskLevel::Yellow)),
+            Just(Some(RiskLevel::Blue)),
+            Just(Some(RiskLevel::Green)),
+        ];
+        // Few distinct days and hours, so that ties on day and on start time are common.
+        let visit = (0..6_i64, 0..2_i64, proptest::option::of(0..200_i64));
+        proptest::collection::vec((risk, proptest::collection::vec(visit, 0..4)), 1..8)
+    }
+
+    proptest! {
+        /// The relay's overdue report (SQL picks the latest visit) must name exactly the
+        /// children, latest visits and due dates that core's rule gives the phones.
+        #[test]
+        fn the_overdue_report_agrees_with_cores_visit_schedule(
+            children in generated_children(),
+            today_offset in 0..260_i64,
+        ) {
+            let (_dir, conn) = open_temp();
+            let origin = date("2024-01-01").days_since_epoch();
+            let day = |offset: i64| Date::from_days_since_epoch(origin + offset).unwrap();
+            let mut child_rows = Vec::new();
+            let mut visit_rows = Vec::new();
+            for (index, (risk, visits)) in children.iter().enumerate() {
+                let mut row = child(&format!("c{index}"), A);
+                row.risk = *risk;
+                for (number, (offset, hour, planned)) in visits.iter().enumerate() {
+                    let mut visit = visit(&format!("v{index}-{number}"), A, &row.document, "2024-01-01");
+                    visit.day = Some(day(*offset));
+                    visit.started_at = Some(hour * 3_600_000);
+                    visit.next_visit = planned.map(day);
+                    visit_rows.push(visit);
+                }
+                child_rows.push(row);
+            }
+            // Insert visits in reverse so that storage order cannot stand in for the rule.
+            put(&conn, &child_rows.iter().chain(visit_rows.iter().rev()).cloned().collect::<Vec<_>>());
+            let today = day(today_offset);
+
+            let mut expected: Vec<(String, Option<Date>, Option<Date>)> =
+                caresync_core::domain::visits_due(&child_rows, &visit_rows)
+                    .into_iter()
+                    .filter(|due| due.is_overdue(today))
+                    .map(|due| (due.child, due.last_visit_day, due.due))
+                    .collect();
+            expected.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+            let found: Vec<(String, Option<Date>, Option<Date>)> =
+                overdue_visits(&conn, &codes(&[A]), today)
+                    .unwrap()
+                    .into_iter()
+                    .map(|o| (o.child, o.last_visit, o.due))
+                    .collect();
+            prop_assert_eq!(found, expected);
+        }
     }
 
     #[test]

@@ -6,16 +6,13 @@
 //   #/visit/<doc>             one visit: state, review comment, refused copy
 //   #/visit/<doc>/edit        edit a visit (`?refused=<id>` starts from a refused copy)
 
-import { el, clear, stateBadge, riskDot, errorSlot, showErrors, toast, chinaDate, chinaToday, addDays, daysBetween, toLocalInput, fromLocalInput, formatDateTime, lines } from '../ui.js';
+import { el, clear, stateBadge, riskDot, errorSlot, showErrors, toast, chinaDate, chinaToday, daysBetween, toLocalInput, fromLocalInput, formatDateTime, lines } from '../ui.js';
 
 const AREAS = ['guardianship', 'schooling', 'health', 'safety', 'living'];
 const FINDINGS = ['ok', 'concern', 'serious'];
 const CATEGORIES = ['orphan', 'de-facto-unattended', 'poor-family', 'severely-disabled', 'left-behind'];
 const RISKS = ['red', 'yellow', 'blue', 'green'];
 const RELATIONS = ['father', 'mother', 'grandparent', 'sibling', 'other-relative', 'foster', 'institution', 'other'];
-/** Days until the next visit by risk level when the last visit planned none (as the relay's report). */
-const INTERVAL_DAYS = { red: 30, yellow: 60 };
-const DEFAULT_INTERVAL_DAYS = 90;
 const DUE_SOON_DAYS = 7;
 
 export function renderDirector(ctx, root) {
@@ -31,36 +28,27 @@ export function renderDirector(ctx, root) {
 }
 
 // ----- due dates ---------------------------------------------------------------------
+// Which visit is a child's latest and when the next one is due are core's rule (the one
+// the relay's overdue report uses), asked through the engine. This screen only says how
+// far away that date is.
 
-function intervalDays(risk) {
-  return INTERVAL_DAYS[risk] ?? DEFAULT_INTERVAL_DAYS;
+/** `[{child, due}]` for child summary rows; `due` is {kind: 'never'|'overdue'|'soon'|'later', due, days (due - today)}. */
+function withDue(ctx, children, visits, today) {
+  const schedule = ctx.engine.visitsDue(children, visits);
+  return children.map((child, index) => ({ child, due: dueFromSchedule(schedule[index], today) }));
 }
 
-/** The latest visit per child: by day, then start time, then document id, as the relay. */
-function latestVisits(visits) {
-  const latest = new Map();
-  for (const visit of visits) {
-    if (!visit.subject || !visit.day) continue;
-    const best = latest.get(visit.subject);
-    if (!best || compareVisits(visit, best) > 0) latest.set(visit.subject, visit);
-  }
-  return latest;
-}
-
-function compareVisits(a, b) {
-  if (a.day !== b.day) return a.day < b.day ? -1 : 1;
-  if ((a.startedAt ?? 0) !== (b.startedAt ?? 0)) return (a.startedAt ?? 0) - (b.startedAt ?? 0);
-  return a.document < b.document ? -1 : a.document > b.document ? 1 : 0;
-}
-
-/** {kind: 'never'|'overdue'|'soon'|'later', due, days (due - today), last} */
-function dueOf(child, latest, today) {
-  const last = latest.get(child.document);
-  if (!last) return { kind: 'never', due: null, days: null, last: null };
-  const due = last.nextVisit ?? addDays(last.day, intervalDays(child.risk));
-  const days = daysBetween(today, due);
+function dueFromSchedule(entry, today) {
+  if (!entry?.lastVisit || !entry.due) return { kind: 'never', due: null, days: null };
+  const days = daysBetween(today, entry.due);
   const kind = days < 0 ? 'overdue' : days <= DUE_SOON_DAYS ? 'soon' : 'later';
-  return { kind, due, days, last };
+  return { kind, due: entry.due, days };
+}
+
+/** Newest visit first, for the history list. */
+function newestFirst(a, b) {
+  if (a.day !== b.day) return a.day < b.day ? 1 : -1;
+  return (b.startedAt ?? 0) - (a.startedAt ?? 0);
 }
 
 function dueText(t, due) {
@@ -108,13 +96,9 @@ function childrenList(ctx, root) {
   async function fill() {
     const [children, visits] = await Promise.all([ctx.engine.summaries('child'), ctx.engine.summaries('home-visit')]);
     const today = chinaToday();
-    const latest = latestVisits(visits);
     const query = search.value.trim();
-    const rows = children
-      .filter((child) => child.active !== false)
-      .filter((child) => !query || String(child.title).includes(query))
-      .map((child) => ({ child, due: dueOf(child, latest, today) }))
-      .sort(sortByDue);
+    const shown = children.filter((child) => child.active !== false).filter((child) => !query || String(child.title).includes(query));
+    const rows = withDue(ctx, shown, visits, today).sort(sortByDue);
     count.textContent = t('children.count', { count: rows.length });
     clear(list);
     if (rows.length === 0) {
@@ -175,9 +159,9 @@ async function childPage(ctx, root, childId) {
     if (!head.isConnected) return;
     const summary = ctx.engine.summary(childId);
     const visits = (await ctx.engine.summaries('home-visit')).filter((visit) => visit.subject === childId);
-    visits.sort((a, b) => compareVisits(b, a));
+    visits.sort(newestFirst);
     const today = chinaToday();
-    const due = summary ? dueOf({ ...summary, document: childId }, latestVisits(visits), today) : null;
+    const due = summary ? withDue(ctx, [summary], visits, today)[0].due : null;
     const name = summary?.title ?? record?.name ?? t('child.unknown');
     document.title = `${name} · ${t('app.short')}`;
     clear(head).append(
@@ -451,7 +435,7 @@ async function visitForm(ctx, root, { childId, visitId }) {
   for (const referral of base?.referrals ?? []) addReferral(referral);
   const nextDate = el('input', { type: 'date', id: 'visit-next-date', testid: 'visit-next-date', value: base?.nextVisitDate ?? '' });
   const risk = child?.risk ?? childRecord?.risk?.level;
-  const suggestion = addDays(chinaDate(base?.startedAt ?? openedAt), intervalDays(risk));
+  const suggestion = ctx.engine.suggestedNextVisit(risk, chinaDate(base?.startedAt ?? openedAt));
   const formError = errorSlot('form');
   const saveDraft = el('button', { type: 'button', class: 'btn block', testid: 'visit-save-draft', text: t('visit.saveDraft'), onclick: () => save('draft') });
   const saveFinal = el('button', { type: 'button', class: 'btn primary block', testid: 'visit-save-final', text: t('visit.saveFinal'), onclick: () => save('final') });

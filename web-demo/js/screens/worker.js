@@ -10,11 +10,7 @@ import { zh as ZH, en as EN } from '../i18n-screens.js';
 export const SERVICE_TYPES = ['visiting', 'daily-care', 'counselling', 'emotional-comfort', 'laundry'];
 export const CONFIRM_METHODS = ['verbal', 'signature', 'thumbprint', 'family-member'];
 
-const MINUTE_MS = 60_000;
 const CHINA_OFFSET_MS = 8 * 3600_000;
-/** Without a hand-entered duration a log must last at least 1 minute and at most 12 hours. */
-const SERVICE_MINUTES_MAX = 12 * 60;
-const OVERRIDE_MINUTES_MAX = 24 * 60;
 
 // ---------------------------------------------------------------------------------------
 // Small helpers (reviewer.js uses them too)
@@ -496,10 +492,11 @@ export function renderWorker(ctx, root) {
     });
   }
 
+  /** The override as the record holds it; only whole minutes are checked here, the range and the reason are core's rules. */
   function overrideFromForm(form, key) {
     const minutes = Number(form.minutes);
-    if (!Number.isInteger(minutes) || minutes < 1 || minutes > OVERRIDE_MINUTES_MAX) {
-      s.errors.set(key, [{ field: 'durationOverride.minutes', code: 'range', text: t('scr.worker.overrideRange') }]);
+    if (String(form.minutes).trim() === '' || !Number.isInteger(minutes)) {
+      s.errors.set(key, [{ field: 'durationOverride.minutes', code: 'not-a-number', text: t('scr.worker.overrideWhole') }]);
       return null;
     }
     return { minutes, reason: form.reason.trim() };
@@ -516,13 +513,8 @@ export function renderWorker(ctx, root) {
     const form = formFor(doc);
     if (!form) return;
     const now = Date.now();
-    const measured = Math.floor((now - (log.startedAt || now)) / MINUTE_MS);
-    if (!form.override && (measured < 1 || measured > SERVICE_MINUTES_MAX)) {
-      form.override = true;
-      s.errors.set(doc, [{ field: 'durationOverride', code: 'hint', text: t('scr.worker.overrideHint') }]);
-      render();
-      return;
-    }
+    // Whether the measured duration needs one entered by hand is core's rule: its
+    // `duration-zero` / `duration-too-long` errors open the override fields (`guarded`).
     let override = null;
     if (form.override) {
       override = overrideFromForm(form, doc);
@@ -786,7 +778,6 @@ export function renderWorker(ctx, root) {
                 type: 'number',
                 inputmode: 'numeric',
                 min: 1,
-                max: OVERRIDE_MINUTES_MAX,
                 'data-testid': 'override-minutes',
                 value: form.minutes,
                 oninput: (e) => {
