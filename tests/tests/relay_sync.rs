@@ -144,13 +144,11 @@ async fn a_director_can_neither_read_nor_write_another_villages_records() -> any
         .context("the refused record was stored")?;
 
     // The refusal is in the audit log, with the account and the document.
-    let db = relay.db_path();
-    let db = db.to_str().context("temp path is UTF-8")?;
-    let audit = relay.cli(&["audit", "--db", db], "")?;
-    let line = audit
-        .lines()
-        .find(|line| line.contains("change-refused") && line.contains(&planted.to_string()))
-        .with_context(|| format!("no audit entry for the refused record:\n{audit}"))?;
+    let line = wait_audit_line(&relay, |line| {
+        line.contains("change-refused") && line.contains(&planted.to_string())
+    })
+    .await
+    .context("no audit entry for the refused record")?;
     assert!(line.contains("acct-demo-director-2"), "{line}");
     let metrics = get(&format!("{}/metrics", relay.http_base()), None)?;
     let metrics = String::from_utf8(metrics.body)?;

@@ -168,3 +168,26 @@ fn answer(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Answ
         body,
     })
 }
+
+/// The first line of the relay's audit log that `wanted` accepts, waiting up to [`WAIT`].
+///
+/// The relay writes audit entries on its storage thread after it has answered the peer,
+/// and nobody waits for them, so a test that has just seen a refusal polls the log.
+pub async fn wait_audit_line(
+    relay: &RelayProcess,
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    let db = relay.db_path();
+    let db = db.to_str().context("temp path is UTF-8")?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let audit = relay.cli(&["audit", "--db", db], "")?;
+        if let Some(line) = audit.lines().find(|line| wanted(line)) {
+            return Ok(line.to_owned());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("not in the audit log after {WAIT:?}:\n{audit}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
