@@ -39,6 +39,31 @@ ensure_wasm_target() {
     fi
 }
 
+# cargo-fuzz builds and runs the fuzz targets of fuzz/. Installed only when missing.
+ensure_cargo_fuzz() {
+    if cargo fuzz --version >/dev/null 2>&1; then
+        step "cargo-fuzz: installed ($(cargo fuzz --version))"
+        return
+    fi
+    step "cargo-fuzz: installing (takes a few minutes)"
+    # --locked first for the versions its authors tested; without it if a locked
+    # dependency is missing from the registry mirror (as for wasm-bindgen-cli).
+    cargo install cargo-fuzz --locked || cargo install cargo-fuzz
+    cargo fuzz --version >/dev/null 2>&1 || die "cargo-fuzz is missing after install"
+}
+
+# `cargo fuzz "$@"` with a toolchain that takes the sanitizer flags cargo-fuzz passes:
+# nightly where rustup has it, otherwise the stable toolchain with RUSTC_BOOTSTRAP=1. A new
+# machine has the stable toolchain only and no toolchain can be fetched here, and stable
+# ships the sanitizer runtimes too, so the targets build either way.
+cargo_fuzz() {
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        cargo +nightly fuzz "$@"
+    else
+        RUSTC_BOOTSTRAP=1 cargo fuzz "$@"
+    fi
+}
+
 # Prints the version of the wasm-bindgen crate recorded in Cargo.lock.
 wasm_bindgen_lock_version() {
     awk '

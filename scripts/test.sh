@@ -60,6 +60,7 @@ ensure_wasm_target
 ensure_wasm_bindgen_cli
 ensure_js_packages
 ensure_chromium
+ensure_cargo_fuzz
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
@@ -89,5 +90,19 @@ step "node wasm/tests/node_smoke.mjs"
 wasm-bindgen --target nodejs --out-dir "$NODE_WASM_DIR" "$WASM_FILE"
 node wasm/tests/node_smoke.mjs "$NODE_WASM_DIR"
 
+# The fuzz targets must keep building (design §5); running them is scripts/fuzz.sh's job,
+# and their kept inputs are replayed by `cargo test` (tests/tests/fuzz_replay.rs). --dev:
+# unoptimised, it builds in half the CPU time of the default optimised build, and proves
+# the same thing.
+step "cargo fuzz build --dev"
+cargo_fuzz build --dev
+
 step "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast
+
+# The benchmark at a small size: checks that every workload still runs against every peer
+# and prints its table, not how fast (machines differ; BENCHMARKS.md has the full run).
+step "cargo run --release -p caresync-bench -- --quick"
+BENCH_OUT="$(cargo run --release -p caresync-bench -- --quick)" || die "the quick benchmark failed"
+printf '%s\n' "$BENCH_OUT"
+grep -q '^| wl ' <<<"$BENCH_OUT" || die "the quick benchmark printed no table"

@@ -4,6 +4,8 @@
 
 pub mod access;
 pub mod domain;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod protocol;
 pub mod relay_policy;
 pub mod sync;

@@ -28,6 +28,7 @@ const DEFAULT_SEEDS: u64 = 10_000;
 #[derive(Default)]
 struct Exercised {
     reboots: usize,
+    acknowledged_checked: usize,
     evictions: usize,
     refusals: usize,
     shared_documents: usize,
@@ -35,6 +36,9 @@ struct Exercised {
 
 fn run_seed(seed: u64) -> Result<Exercised, String> {
     let world = World::play_history(seed)?;
+    if let Some(lost) = world.lost_acknowledged.first() {
+        return Err(lost.clone());
+    }
     let shared_documents = world.check_converged()?;
     let refusals = world
         .relay_audit
@@ -43,6 +47,7 @@ fn run_seed(seed: u64) -> Result<Exercised, String> {
         .count();
     Ok(Exercised {
         reboots: world.reboots,
+        acknowledged_checked: world.acknowledged_checked,
         evictions: world.evictions,
         refusals,
         shared_documents,
@@ -101,27 +106,25 @@ fn all_replicas_converge_for_every_seed() {
         .filter_map(|(_, result)| result.as_ref().ok())
         .fold(Exercised::default(), |sum, one| Exercised {
             reboots: sum.reboots + one.reboots,
+            acknowledged_checked: sum.acknowledged_checked + one.acknowledged_checked,
             evictions: sum.evictions + one.evictions,
             refusals: sum.refusals + one.refusals,
             shared_documents: sum.shared_documents + one.shared_documents,
         });
     println!(
-        "{} seeds converged; they rebooted the relay {} times, evicted {} idle documents, refused {} changes and merged {} documents edited on several devices",
+        "{} seeds converged; they rebooted the relay {} times (checking {} acknowledged heads against its disk), evicted {} idle documents, refused {} changes and merged {} documents edited on several devices",
         seeds.len(),
         total.reboots,
+        total.acknowledged_checked,
         total.evictions,
         total.refusals,
         total.shared_documents
     );
 }
 
-/// The simulation is only worth something if it can fail: a relay that forgets to store
-/// accepted changes must be caught.
-#[test]
-fn a_relay_that_loses_writes_is_caught() {
-    let mut world = World::new(7);
-    world.connect(0);
-    world.edit(0);
+/// Device 0's edit goes back and forth while the relay confirms every write without
+/// storing it (and finds nothing when it loads).
+fn run_with_a_relay_that_confirms_without_storing(world: &mut World) {
     for _ in 0..200 {
         world.complete_device_storage(0);
         let connections: Vec<ConnectionId> = world.links.keys().copied().collect();
@@ -129,7 +132,6 @@ fn a_relay_that_loses_writes_is_caught() {
             world.deliver(connection, true);
             world.deliver(connection, false);
         }
-        // Confirm writes without storing them.
         if let Some((id, op)) = world.relay.pending.pop_front() {
             let completion = match op {
                 StorageOp::Load { document } => StorageCompletion::Loaded {
@@ -143,5 +145,35 @@ fn a_relay_that_loses_writes_is_caught() {
             world.pump();
         }
     }
+}
+
+/// The simulation is only worth something if it can fail: a relay that forgets to store
+/// accepted changes must be caught.
+#[test]
+fn a_relay_that_loses_writes_is_caught() {
+    let mut world = World::new(7);
+    world.connect(0);
+    world.edit(0);
+    run_with_a_relay_that_confirms_without_storing(&mut world);
     assert!(world.check_converged().is_err());
+}
+
+/// A relay that confirms writes it never stored, then crashes, must be caught at the
+/// crash: the device holds acknowledged heads the relay's disk lacks.
+#[test]
+fn a_crash_after_acknowledging_unstored_writes_is_caught() {
+    let mut world = World::new(11);
+    world.connect(0);
+    world.edit(0);
+    run_with_a_relay_that_confirms_without_storing(&mut world);
+    assert!(world.lost_acknowledged.is_empty());
+    world.reboot_relay();
+    assert!(
+        world
+            .lost_acknowledged
+            .first()
+            .is_some_and(|lost| lost.contains("acknowledged")),
+        "the crash check missed a lost acknowledged change: {:?}",
+        world.lost_acknowledged
+    );
 }

@@ -667,3 +667,145 @@ fn a_relay_confirms_a_change_even_when_the_peer_already_claims_the_merged_heads(
         "the relay never told the phone it stored its change"
     );
 }
+
+/// A v1 sync message: heads, need, one `have` per bloom filter given (each without a last
+/// sync) and the changes.
+fn sync_data(
+    heads: &[[u8; 32]],
+    need: &[[u8; 32]],
+    haves: &[Vec<u8>],
+    changes: &[Vec<u8>],
+) -> Vec<u8> {
+    fn leb(out: &mut Vec<u8>, mut n: u64) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut out = vec![0x42];
+    for list in [heads, need] {
+        leb(&mut out, list.len() as u64);
+        list.iter().for_each(|hash| out.extend(hash));
+    }
+    leb(&mut out, haves.len() as u64);
+    for bloom in haves {
+        leb(&mut out, 0);
+        leb(&mut out, bloom.len() as u64);
+        out.extend(bloom);
+    }
+    leb(&mut out, changes.len() as u64);
+    for change in changes {
+        leb(&mut out, change.len() as u64);
+        out.extend(change);
+    }
+    out
+}
+
+/// Found by the malformed-input corpus (`tests/corpus/malformed/bloom-*` and
+/// `replay-10-unsorted-heads-and-need`, replayed by `tests/tests/relay_malformed.rs`):
+/// automerge trusts a peer's bloom filters and the order of its hashes. A filter with
+/// entries but no bits made it divide by zero, one with 2^27 probes made it allocate
+/// 512 MiB for every change it checked, and unsorted heads tripped its encoder's assertion
+/// when it answered; the relay panicked or swelled. Such filters are now a protocol
+/// violation, and hash lists are sorted before automerge sees them.
+#[test]
+fn unusable_bloom_filters_are_refused_and_unsorted_hashes_are_sorted() {
+    use caresync_core::sync::{MemoryStore, TrustingPolicy};
+
+    let mut relay = Repo::new(
+        RepoConfig::new(PeerId::from("relay"), Role::Relay, actor(3, 0)),
+        TrustingPolicy,
+    );
+    let mut store = MemoryStore::default();
+    let document = DocumentId::random_from([3; 16]);
+    let mut doc = automerge::AutoCommit::new().with_actor(actor(3, 1));
+    for n in 0..2_i64 {
+        automerge::transaction::Transactable::put(&mut doc, ROOT, "n", n).unwrap();
+        doc.commit();
+    }
+    let changes: Vec<Vec<u8>> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|change| change.raw_bytes().to_vec())
+        .collect();
+    let mut hashes: Vec<[u8; 32]> = doc.get_changes(&[]).iter().map(|c| c.hash().0).collect();
+    let frame = |data: Vec<u8>| {
+        Message::Sync {
+            document_id: document,
+            sender_id: PeerId::from("peer-x"),
+            target_id: PeerId::from("relay"),
+            data,
+        }
+        .encode()
+    };
+    let open = |relay: &mut Repo<TrustingPolicy>, store: &mut MemoryStore, id: u64| {
+        relay.connection_opened(0, ConnectionId(id), ());
+        relay.frame_received(0, ConnectionId(id), &join(&["1"]));
+        settle(relay, store, None);
+    };
+
+    // The relay stores the document, so that it has changes to check against filters.
+    open(&mut relay, &mut store, 1);
+    relay.frame_received(
+        1,
+        ConnectionId(1),
+        &frame(sync_data(&hashes[1..], &[], &[vec![]], &changes)),
+    );
+    settle(&mut relay, &mut store, None);
+    assert_eq!(
+        relay.document(&document).map(|d| d.get_changes(&[]).len()),
+        Some(2)
+    );
+
+    let bloom = |entries: u8, bits_per_entry: u8, probes: &[u8]| {
+        let mut bytes = vec![entries, bits_per_entry];
+        bytes.extend(probes);
+        bytes.resize(
+            bytes.len() + usize::from(entries * bits_per_entry).div_ceil(8),
+            0,
+        );
+        bytes
+    };
+    let unusable: [(&str, Vec<Vec<u8>>); 3] = [
+        ("no bits", vec![bloom(1, 0, &[7])]),
+        ("2^27 probes", vec![bloom(1, 10, &[0x80, 0x80, 0x80, 0x40])]),
+        ("nine filters", vec![bloom(1, 10, &[7]); 9]),
+    ];
+    for (index, (what, haves)) in unusable.into_iter().enumerate() {
+        let connection = ConnectionId(10 + index as u64);
+        open(&mut relay, &mut store, connection.0);
+        relay.frame_received(
+            2,
+            connection,
+            &frame(sync_data(&hashes[..1], &[], &haves, &[])),
+        );
+        let effects = relay.take_effects();
+        assert!(
+            effects.iter().any(|e| matches!(
+                e,
+                Effect::Close { reason: CloseReason::Protocol(detail), .. } if detail.contains("bloom")
+            )),
+            "{what}: {effects:?}"
+        );
+    }
+
+    // Heads and need in descending order are answered like sorted ones.
+    hashes.sort();
+    hashes.reverse();
+    open(&mut relay, &mut store, 20);
+    relay.frame_received(
+        3,
+        ConnectionId(20),
+        &frame(sync_data(&hashes, &hashes, &[vec![]], &[])),
+    );
+    let effects = relay.take_effects();
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Close { .. })),
+        "{effects:?}"
+    );
+}

@@ -37,6 +37,12 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Check the database file with SQLite's `PRAGMA integrity_check`: prints `ok`, or the
+    /// problems found and exits with an error. Safe while the relay is running.
+    CheckDb {
+        #[arg(long, default_value = "./caresync.db")]
+        db: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +153,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::CheckDb { db } => {
+            let problems = store::integrity_check(&db)
+                .with_context(|| format!("cannot check {}", db.display()))?;
+            if problems.is_empty() {
+                println!("ok");
+                return Ok(());
+            }
+            for problem in &problems {
+                println!("{problem}");
+            }
+            bail!(
+                "{} failed the integrity check ({} problems)",
+                db.display(),
+                problems.len()
+            )
         }
     }
 }

@@ -102,6 +102,21 @@ pub fn demo_actor(account: &AccountId) -> ActorId {
 /// Builds the demo prefecture as of `today` (a China date): every time lies before the
 /// start of `today`, and visits fall due relative to it.
 pub fn demo_data(today: Date) -> Result<DemoData, DemoError> {
+    demo_data_sized(today, None)
+}
+
+/// The demo prefecture with the first village's ledger (the `demo-director` account's)
+/// grown to exactly `records` documents, children and their home visits. The benchmark of
+/// the web app's cold open (design §4) needs thousands of records on one phone, far more
+/// than a real village holds; everything else is the ordinary demo.
+pub fn demo_data_with_village_records(today: Date, records: usize) -> Result<DemoData, DemoError> {
+    demo_data_sized(today, Some(records))
+}
+
+fn demo_data_sized(
+    today: Date,
+    first_village_records: Option<usize>,
+) -> Result<DemoData, DemoError> {
     let mut builder = Builder {
         rng: SmallRng::seed_from_u64(SEED),
         today,
@@ -114,7 +129,10 @@ pub fn demo_data(today: Date) -> Result<DemoData, DemoError> {
     // Elders first: the care worker's account lists them.
     let elders = builder.elders(&area)?;
     for (index, village) in area.villages.iter().enumerate() {
-        builder.village_children(village, index == 0)?;
+        match (index, first_village_records) {
+            (0, Some(records)) => builder.village_ledger(village, records)?,
+            _ => builder.village_children(village, index == 0)?,
+        }
     }
     builder.service_logs(&elders)?;
     let elder_ids: Vec<SubjectId> = elders.into_iter().map(|elder| elder.id).collect();
@@ -574,6 +592,21 @@ impl Builder {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    /// Grows a village's ledger a demo village's worth of children at a time and cuts it
+    /// at exactly `records` documents. A child's visits are stored newest first, so the cut
+    /// can only drop the oldest visits of the last child, which leaves a ledger that could
+    /// be real.
+    fn village_ledger(&mut self, village: &Village, records: usize) -> Result<(), DemoError> {
+        let start = self.documents.len();
+        let mut showcase = true;
+        while self.documents.len() - start < records {
+            self.village_children(village, showcase)?;
+            showcase = false;
+        }
+        self.documents.truncate(start + records);
         Ok(())
     }
 
@@ -1159,6 +1192,30 @@ mod tests {
         // A different day moves the times but keeps the demo's shape.
         let later = demo_data(Date::new(2025, 9, 1).unwrap()).unwrap();
         assert_eq!(later.accounts, demo_data(today()).unwrap().accounts);
+    }
+
+    #[test]
+    fn a_grown_village_holds_exactly_the_records_asked_for_and_ids_stay_unique() {
+        let ordinary = demo_data(today()).unwrap();
+        let grown = demo_data_with_village_records(today(), 500).unwrap();
+        let first = &grown
+            .units
+            .iter()
+            .find(|u| u.level == OrgLevel::Village)
+            .unwrap()
+            .code;
+        let in_first = |data: &DemoData| {
+            data.documents
+                .iter()
+                .filter(|d| &d.meta.owner == first)
+                .filter(|d| matches!(d.meta.kind, DocumentKind::Child | DocumentKind::HomeVisit))
+                .count()
+        };
+        assert_eq!(in_first(&grown), 500);
+        assert!(in_first(&ordinary) < 500);
+        let ids: HashSet<_> = grown.documents.iter().map(|d| d.id).collect();
+        assert_eq!(ids.len(), grown.documents.len());
+        assert_eq!(grown.accounts, ordinary.accounts);
     }
 
     #[test]

@@ -6,17 +6,34 @@ use anyhow::Context;
 use caresync_core::domain::Date;
 
 use crate::auth::password::hash_password;
-use crate::demo::demo_data;
+use crate::demo::{DemoData, DemoError, demo_data, demo_data_with_village_records};
 use crate::store::{self, DocumentStore, WriteOp};
 
 /// Writes org units, accounts and documents when the database has no accounts yet, and
 /// returns the accounts' descriptions to print; `None` when it left the database alone.
 pub fn install_if_empty(db: &Path, today: Date) -> anyhow::Result<Option<Vec<String>>> {
+    install_built_if_empty(db, || demo_data(today))
+}
+
+/// The same with the first village grown to `records` documents
+/// ([`demo_data_with_village_records`]), for benchmarks.
+pub fn install_with_village_records_if_empty(
+    db: &Path,
+    today: Date,
+    records: usize,
+) -> anyhow::Result<Option<Vec<String>>> {
+    install_built_if_empty(db, || demo_data_with_village_records(today, records))
+}
+
+fn install_built_if_empty(
+    db: &Path,
+    build: impl FnOnce() -> Result<DemoData, DemoError>,
+) -> anyhow::Result<Option<Vec<String>>> {
     let connection = store::open_connection(db)?;
     if !store::list_accounts(&connection)?.is_empty() {
         return Ok(None);
     }
-    let data = demo_data(today).context("cannot build the demo data")?;
+    let data = build().context("cannot build the demo data")?;
     for unit in &data.units {
         store::insert_org_unit(&connection, unit)
             .with_context(|| format!("cannot add org unit {}", unit.code))?;

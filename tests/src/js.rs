@@ -153,6 +153,11 @@ impl JsSyncServer {
         self.port
     }
 
+    /// The node process's id, for a benchmark that reads its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }

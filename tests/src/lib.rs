@@ -6,10 +6,16 @@
 //! - [`Device`]: a native device (core's engine over in-memory storage) on real sockets.
 //! - [`js`]: the pinned official JavaScript sync server and client (`tests/js/`).
 //! - [`login`]: a session token from the relay's JSON API.
+//! - [`crash`]: the crash-restart run (SIGKILL the relay while phones write, check that
+//!   nothing acknowledged is lost), for the suite and the `crash-restart` binary.
+//! - [`raw`]: one WebSocket speaking the protocol a message at a time, to see exactly how
+//!   the relay answers what a well-behaved device never sends.
 
+pub mod crash;
 pub mod device;
 pub mod js;
 mod output;
+pub mod raw;
 pub mod relay;
 
 pub use device::{Device, Refused, Traffic};

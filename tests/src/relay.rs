@@ -28,6 +28,8 @@ const LISTENING_PREFIX: &str = "listening on http://";
 pub struct RelayProcess {
     /// Holds the database across restarts; removed when the relay is dropped.
     dir: tempfile::TempDir,
+    /// The database: in `dir`, or one the caller keeps (see [`RelayProcess::start_on`]).
+    db: PathBuf,
     extra_args: Vec<String>,
     child: Option<Child>,
     addr: SocketAddr,
@@ -47,8 +49,30 @@ impl RelayProcess {
             .prefix("caresync-relay-")
             .tempdir()
             .context("cannot make the relay's temporary directory")?;
+        let db = dir.path().join("caresync.db");
         let mut relay = RelayProcess {
             dir,
+            db,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            output: OutputLog::default(),
+        };
+        relay.spawn()?;
+        Ok(relay)
+    }
+
+    /// Starts a relay on an existing database that the caller keeps (a benchmark's
+    /// generated prefecture), with extra `caresync serve` arguments. The file is used as it
+    /// is and left in place when the relay is dropped.
+    pub fn start_on(db: &Path, extra_args: &[&str]) -> anyhow::Result<RelayProcess> {
+        let dir = tempfile::Builder::new()
+            .prefix("caresync-relay-")
+            .tempdir()
+            .context("cannot make the relay's temporary directory")?;
+        let mut relay = RelayProcess {
+            dir,
+            db: db.to_path_buf(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -73,7 +97,7 @@ impl RelayProcess {
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("caresync.db")
+        self.db.clone()
     }
 
     /// The temporary directory holding the database; it outlives restarts.
@@ -141,6 +165,15 @@ impl RelayProcess {
     /// devices can reconnect to the same URL, the same port.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop()?;
+        self.spawn()
+    }
+
+    /// Like [`RelayProcess::restart`], with new extra `caresync serve` arguments from now
+    /// on: for state made under one setting and used under another (a session issued with
+    /// a one-second lifetime, checked by a relay whose other sessions last for days).
+    pub fn restart_with(&mut self, extra_args: &[&str]) -> anyhow::Result<()> {
+        self.stop()?;
+        self.extra_args = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
         self.spawn()
     }
 

@@ -82,7 +82,7 @@ import * as ui from './ui.js';
 import { el, clear, toast } from './ui.js';
 import * as auth from './auth.js';
 import { Store } from './store.js';
-import { Engine } from './engine.js';
+import { Engine, initWasm } from './engine.js';
 import { SyncClient } from './sync.js';
 import { renderDirector, refusedReason } from './screens/director.js';
 import { renderWorker } from './screens/worker.js';
@@ -124,6 +124,9 @@ export async function boot({ wasm } = {}) {
     clear(app.root).appendChild(el('p', { class: 'boot-error', testid: 'boot-error', text: t('boot.wasmMissing') }));
     return;
   }
+  // Compiling the wasm is the longest step of a start: let it run while the account and
+  // its database are opened. The engine awaits the same promise; a failure shows there.
+  initWasm(app.wasm).catch(() => {});
   window.addEventListener('hashchange', () => route());
   const account = await auth.currentAccount();
   if (account) await startSession(account);

@@ -75,7 +75,9 @@ export class Engine {
     this.wasm = wasm;
     this.store = store;
     this.account = account;
-    this.phone = null;
+    this.currentPhone = null;
+    /** What start read for the Phone, until the Phone is made (see `get phone`). */
+    this.restoring = null;
     this.transport = null; // {send(connection, frame), close(connection, reason)}
     this.listeners = new Map();
     /** document -> {summary, heads, relayHeads, unavailable} */
@@ -102,10 +104,6 @@ export class Engine {
       this.store.allDocuments(),
       this.store.allRefused(),
     ]);
-    // A fresh peer id and actor for every start: two tabs or two starts never share one.
-    const peerId = `phone-${this.account.id}-${randomHex(6)}`;
-    const actor = crypto.getRandomValues(new Uint8Array(16));
-    this.phone = cursor == null ? new this.wasm.Phone(peerId, actor) : new this.wasm.Phone(peerId, actor, cursor);
     const index = [];
     for (const row of rows) {
       this.docs.set(row.document, {
@@ -114,15 +112,43 @@ export class Engine {
         relayHeads: row.relayHeads ?? [],
         unavailable: Boolean(row.unavailable),
       });
-      if (row.heads) index.push({ document: row.document, localHeads: row.heads, relayHeads: row.relayHeads ?? [] });
+      if (row.heads) {
+        const relayHeads = row.relayHeads ?? [];
+        index.push({ document: row.document, localHeads: row.heads, relayHeads });
+        // What the Phone will answer once it has the index: heads the relay lacks.
+        if (!sameHeads(row.heads, relayHeads)) this.unsynced.add(row.document);
+      }
     }
-    this.phone.restoreIndex(index);
     this.refusedCopies = refused;
-    this.pump();
+    // Handing thousands of index entries to the Phone takes longer than drawing the first
+    // screen, which needs only the summaries above: the Phone is made once the frame after
+    // next has begun (the first screen is drawn in the next one), or at once when anything
+    // asks for it first (`get phone`).
+    this.restoring = { cursor, index };
+    const later = () => setTimeout(() => this.phone);
+    if (typeof requestAnimationFrame === 'function') requestAnimationFrame(() => requestAnimationFrame(later));
+    else later();
     this.tickTimer = setInterval(() => this.run((phone, now) => phone.tick(now)), TICK_MS);
   }
 
+  /** The wasm Phone, made with the stored index on first use after `start`. */
+  get phone() {
+    if (!this.currentPhone && this.restoring) {
+      const { cursor, index } = this.restoring;
+      this.restoring = null;
+      // A fresh peer id and actor for every start: two tabs or two starts never share one.
+      const peerId = `phone-${this.account.id}-${randomHex(6)}`;
+      const actor = crypto.getRandomValues(new Uint8Array(16));
+      this.currentPhone = cursor == null ? new this.wasm.Phone(peerId, actor) : new this.wasm.Phone(peerId, actor, cursor);
+      this.currentPhone.restoreIndex(index);
+      this.pump();
+    }
+    return this.currentPhone;
+  }
+
   stop() {
+    // A Phone not made yet is not needed any more.
+    this.restoring = null;
     clearInterval(this.tickTimer);
     clearTimeout(this.summaryTimer);
     this.flushSummaries();
@@ -455,7 +481,7 @@ export class Engine {
    * due}]` in the same order, `due` null when never visited.
    */
   visitsDue(children, visits) {
-    return this.wasm.visitsDue(children, visits);
+    return this.wasm.visitsDue(children.map(scheduleRow), visits.map(scheduleRow));
   }
 
   /** The next-visit date core suggests after a visit on `day` to a child of `risk`. */
@@ -534,6 +560,29 @@ export class Engine {
   unsyncedDocuments() {
     return [...this.unsynced];
   }
+}
+
+/**
+ * A summary row as core's visit schedule reads it: its fields with the long texts left
+ * empty. Every string of a row is copied into wasm, and for a village of thousands of
+ * records a visit's needs, actions and concerns were most of that copying.
+ */
+function scheduleRow(row) {
+  return {
+    document: row.document,
+    kind: row.kind,
+    orgUnit: row.orgUnit,
+    subject: row.subject,
+    title: '',
+    day: row.day,
+    startedAt: row.startedAt,
+    nextVisit: row.nextVisit,
+    risk: row.risk,
+    active: row.active,
+    needsOrServices: '',
+    actions: '',
+    concerns: '',
+  };
 }
 
 function asValidationError(error) {

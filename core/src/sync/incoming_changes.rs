@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
-use super::chunks::{ChunkError, changes_in};
-use super::limits::CHANGES_PER_MESSAGE_MAX;
+use super::chunks::{ChunkError, changes_in, inflated_bytes};
+use super::limits::{CHANGES_PER_MESSAGE_MAX, INFLATED_BYTES_PER_MESSAGE_MAX};
 use super::policy::{Policy, Refusal, RefusalCode};
 use crate::domain::DocumentMeta;
 use crate::protocol::DocumentId;
@@ -42,16 +42,21 @@ pub(crate) struct NewChanges {
 /// entry to `load_incremental` was seen to apply only part of it, which left the sender
 /// believing it had sent everything and the two sides asking each other forever.
 pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewChanges, Refusal> {
+    let unreadable = |error: ChunkError| Refusal {
+        code: match error {
+            ChunkError::TooMany(_) | ChunkError::InflatesTooFar => RefusalCode::TooLarge,
+            _ => RefusalCode::Malformed,
+        },
+        message: format!("the changes could not be read: {error}"),
+    };
     let mut received: Vec<Change> = Vec::new();
+    let mut inflated = 0usize;
     for chunk in chunks {
+        // Counted before automerge decodes the chunk, since it inflates without a bound.
+        let room = INFLATED_BYTES_PER_MESSAGE_MAX.saturating_sub(inflated);
+        inflated = inflated.saturating_add(inflated_bytes(chunk, room).map_err(unreadable)?);
         let room = CHANGES_PER_MESSAGE_MAX.saturating_sub(received.len());
-        received.extend(changes_in(chunk, room).map_err(|error| Refusal {
-            code: match error {
-                ChunkError::TooMany(_) => RefusalCode::TooLarge,
-                _ => RefusalCode::Malformed,
-            },
-            message: format!("the changes could not be read: {error}"),
-        })?);
+        received.extend(changes_in(chunk, room).map_err(unreadable)?);
     }
     let mut scratch = latest.clone();
     scratch
@@ -61,10 +66,14 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
             message: format!("the changes could not be applied: {error}"),
         })?;
     let added = latest.get_changes_added(&scratch);
-    // A change that did not make it into the scratch copy waits for its dependencies.
+    // A change that did not make it into the scratch copy waits for its dependencies. Each
+    // is kept once: a peer that sends it again (its earlier copy comes back here as a
+    // chunk too) must not make the orphans grow with every message.
+    let mut kept = BTreeSet::new();
     let orphans = received
         .iter()
         .filter(|change| scratch.get_change_by_hash(&change.hash()).is_none())
+        .filter(|change| kept.insert(change.hash()))
         .map(|change| change.raw_bytes().to_vec())
         .collect();
     Ok(NewChanges {

@@ -39,3 +39,24 @@ pub const EPHEMERAL_SESSIONS_PER_CONNECTION_MAX: usize = 256;
 
 /// Changes kept per connection and document while their dependencies are missing.
 pub const ORPHAN_CHANGES_PER_CONNECTION_MAX: usize = 1_024;
+
+/// Bytes the deflated parts of one sync message (compressed changes, deflated columns of
+/// documents and bundles) may inflate to. automerge inflates before it checks anything, so
+/// this is counted first. Four times the largest message is more than real automerge
+/// columns reach, and far less than a deflate bomb (about 1000:1); automerge's own
+/// inflating of what passes briefly takes about three times this.
+pub const INFLATED_BYTES_PER_MESSAGE_MAX: usize = 4 * SYNC_DATA_BYTES_MAX;
+
+/// Bytes of the changes kept per connection and document while their dependencies are
+/// missing (with [`ORPHAN_CHANGES_PER_CONNECTION_MAX`]): they are read again with every
+/// message of the peer, so a peer repeating a large orphan must not make them pile up.
+pub const ORPHAN_BYTES_PER_CONNECTION_MAX: usize = SYNC_DATA_BYTES_MAX;
+
+/// Bloom filters (`have` entries) one sync message may carry. automerge sends one; each is
+/// consulted for every change we might send, so their number multiplies the work.
+pub const SYNC_HAVES_PER_MESSAGE_MAX: usize = 8;
+
+/// Probes per entry of a peer's bloom filter. automerge uses 7. automerge computes (and
+/// allocates) the probes for every change it checks against the filter, so a filter
+/// asking for billions would stall the engine and exhaust its memory.
+pub const BLOOM_PROBES_MAX: u64 = 64;

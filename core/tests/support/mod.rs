@@ -120,6 +120,10 @@ pub struct World {
     pub reboots: usize,
     pub evictions: usize,
     pub relay_audit: Vec<AuditEvent>,
+    /// Changes a device saw acknowledged that a relay crash lost (must stay empty).
+    pub lost_acknowledged: Vec<String>,
+    /// Changes checked against the relay's disk at crashes, for the summary line.
+    pub acknowledged_checked: usize,
     pub relay_closes: Vec<CloseReason>,
     pub rng: SmallRng,
     pub now_ms: u64,
@@ -166,6 +170,8 @@ impl World {
             reboots: 0,
             evictions: 0,
             relay_audit: Vec::new(),
+            lost_acknowledged: Vec::new(),
+            acknowledged_checked: 0,
             relay_closes: Vec::new(),
             rng: SmallRng::seed_from_u64(seed),
             now_ms: 1_700_000_000_000,
@@ -240,6 +246,9 @@ impl World {
         for (_, op) in pending.iter().take(survived) {
             self.relay.store.apply(op).unwrap();
         }
+        if let Err(lost) = self.check_acknowledged_durable() {
+            self.lost_acknowledged.push(lost);
+        }
         let connections: Vec<ConnectionId> = self.links.keys().copied().collect();
         for connection in connections {
             if let Some(link) = self.links.remove(&connection) {
@@ -253,6 +262,33 @@ impl World {
         let config = RepoConfig::new(PeerId::from("relay"), Role::Relay, actor(self.seed, 999));
         self.relay.repo = Repo::new(config, VillagePolicy);
         self.pump();
+    }
+
+    /// At a crash: every head a device has stored as acknowledged by the relay must be on
+    /// the relay's disk. A relay that acknowledged a change before its write was durable
+    /// would otherwise go unnoticed, because the device would simply send it again.
+    pub fn check_acknowledged_durable(&mut self) -> Result<(), String> {
+        for (index, device) in self.devices.iter().enumerate() {
+            for (id, stored) in &device.node.store.documents {
+                if stored.relay_heads.is_empty() {
+                    continue;
+                }
+                let relay_doc = self.relay.store.materialise(id).unwrap();
+                for head in &stored.relay_heads {
+                    self.acknowledged_checked += 1;
+                    let durable = relay_doc
+                        .as_ref()
+                        .is_some_and(|doc| doc.get_change_by_hash(head).is_some());
+                    if !durable {
+                        return Err(format!(
+                            "device {index} saw change {head} of {id} acknowledged, but the relay's disk lacks it at crash {}",
+                            self.reboots
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Moves effects from every repo onto links and storage queues.

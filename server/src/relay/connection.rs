@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
 use super::limits::{
-    MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MAX, OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS,
-    SESSION_RECHECK_MS,
+    CLOSE_HANDSHAKE_MS_MAX, MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MAX,
+    OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS, SESSION_RECHECK_MS,
 };
 use crate::auth::rate_limit::TokenBucket;
 use crate::clock::now_ms;
@@ -116,6 +116,18 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
             reason: truncated(&reason).into(),
         };
         let _ = sink.send(Message::Close(Some(frame))).await;
+        // Read on until the peer answers the close (RFC 6455 §7.1.1), for a bounded time.
+        // Dropping a socket with unread input (a pong, a frame already on the way) makes the
+        // kernel reset the connection and discard output not yet sent: the close frame just
+        // written, so the peer would never learn the code.
+        let drain = async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(CLOSE_HANDSHAKE_MS_MAX), drain).await;
     }
     let _ = sink.close().await;
 }

@@ -165,6 +165,8 @@ impl Engine {
                 );
             }
             EngineEvent::Frame { connection, frame } => {
+                #[cfg(test)]
+                tests::panic_if_asked(&frame);
                 if self.peers.contains_key(&connection) {
                     self.repo.frame_received(now, connection, &frame);
                 }
@@ -464,5 +466,117 @@ fn close_code(reason: &CloseReason) -> (u16, String) {
             close_codes::HANDSHAKE_TIMEOUT,
             "handshake timeout".to_owned(),
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use caresync_core::domain::{AccountId, OrgTree, OrgUnitCode, Role as AccountRole};
+    use caresync_core::protocol::PeerId;
+    use caresync_core::sync::{RepoConfig, Role, TrustingPolicy};
+
+    use super::*;
+
+    /// A frame no client sends: the engine panics on it, standing in for a bug that a
+    /// peer's input triggers deep inside the handling of its frame.
+    const PANIC_FRAME: &[u8] = b"caresync test: panic while handling this frame";
+
+    pub(super) fn panic_if_asked(frame: &[u8]) {
+        if frame == PANIC_FRAME {
+            panic!("the test asked for a panic");
+        }
+    }
+
+    fn director() -> Account {
+        Account {
+            id: AccountId::new("director-1"),
+            username: "director-1".to_owned(),
+            role: AccountRole::VillageChildDirector,
+            org_units: vec![OrgUnitCode::new("370402001001")],
+            assigned_elders: Vec::new(),
+            disabled: false,
+        }
+    }
+
+    fn open(engine: &mut Engine, connection: ConnectionId) -> mpsc::Receiver<Outgoing> {
+        let (outbox, inbox) = mpsc::channel(64);
+        engine.handle_guarded(EngineEvent::Opened {
+            connection,
+            account: Box::new(director()),
+            outbox,
+        });
+        inbox
+    }
+
+    /// The join frame a phone sends first.
+    fn join_frame() -> Vec<u8> {
+        let config = RepoConfig::new(
+            PeerId::from("phone"),
+            Role::Device,
+            automerge::ActorId::from(vec![7; 16]),
+        );
+        let mut phone = Repo::new(config, TrustingPolicy);
+        phone.connection_opened(0, ConnectionId(1), ());
+        phone
+            .take_effects()
+            .into_iter()
+            .find_map(|effect| match effect {
+                Effect::Send { frame, .. } => Some(frame),
+                _ => None,
+            })
+            .expect("a phone sends a join when its connection opens")
+    }
+
+    #[test]
+    fn a_panic_in_one_connections_frame_closes_that_connection_only() {
+        let config = RepoConfig::new(
+            PeerId::from("relay"),
+            Role::Relay,
+            automerge::ActorId::from(vec![9; 16]),
+        );
+        let repo = Repo::new(config, RelayPolicy::new(OrgTree::new()));
+        // The storage thread is not needed: the jobs just wait in the channel.
+        let (jobs, _jobs_rx) = std::sync::mpsc::channel();
+        let metrics = Arc::new(Metrics::default());
+        let mut engine = Engine::new(repo, jobs, Arc::clone(&metrics));
+        let (bad, good) = (ConnectionId(1), ConnectionId(2));
+        let mut bad_inbox = open(&mut engine, bad);
+        let mut good_inbox = open(&mut engine, good);
+
+        engine.handle_guarded(EngineEvent::Frame {
+            connection: bad,
+            frame: PANIC_FRAME.to_vec(),
+        });
+        engine.flush();
+        match bad_inbox.try_recv() {
+            Ok(Outgoing::Close { code, .. }) => assert_eq!(code, close_codes::INTERNAL_ERROR),
+            other => panic!("the panicking connection was not closed: {other:?}"),
+        }
+        assert!(
+            metrics
+                .render()
+                .lines()
+                .any(|line| line == "caresync_sync_errors_total 1"),
+            "the panic is not counted as a sync error"
+        );
+
+        // The other connection is still served: its join gets the relay's answer.
+        engine.handle_guarded(EngineEvent::Frame {
+            connection: good,
+            frame: join_frame(),
+        });
+        engine.flush();
+        match good_inbox.try_recv() {
+            Ok(Outgoing::Frame(frame)) => assert!(!frame.is_empty()),
+            other => panic!("the other connection got no answer to its join: {other:?}"),
+        }
+        // Later frames of the closed connection are ignored rather than handled.
+        engine.handle_guarded(EngineEvent::Frame {
+            connection: bad,
+            frame: join_frame(),
+        });
+        engine.flush();
+        assert!(bad_inbox.try_recv().is_err());
     }
 }

@@ -25,6 +25,10 @@ pub const PING_INTERVAL_MS: u64 = 20_000;
 /// How often an open connection re-checks its session (logout, expiry, disabled account).
 pub const SESSION_RECHECK_MS: u64 = 30_000;
 
+/// How long a connection the relay closes waits for the peer's close frame, reading (and
+/// dropping) what the peer still sends, before the socket is dropped.
+pub const CLOSE_HANDSHAKE_MS_MAX: u64 = 1_000;
+
 /// Frames queued for one connection's socket before the relay gives up on a reader that
 /// does not read.
 pub const OUTGOING_FRAMES_QUEUED_MAX: usize = 65_536;

@@ -74,6 +74,13 @@ impl<P: Policy> Repo<P> {
                 return;
             }
         };
+        if let Err(problem) = make_safe_for_automerge(&mut sync_message) {
+            self.protocol_violation(
+                connection,
+                format!("document {document}: unusable sync message: {problem}"),
+            );
+            return;
+        }
         let Some(state) = self.documents.get(&document) else {
             return;
         };
@@ -155,6 +162,11 @@ impl<P: Policy> Repo<P> {
             sync_message.changes = sync::ChunkList::empty();
             if let Some(state) = self.documents.get_mut(&document) {
                 still_orphaned.truncate(ORPHAN_CHANGES_PER_CONNECTION_MAX);
+                let mut kept_bytes = 0usize;
+                still_orphaned.retain(|orphan| {
+                    kept_bytes = kept_bytes.saturating_add(orphan.len());
+                    kept_bytes <= ORPHAN_BYTES_PER_CONNECTION_MAX
+                });
                 if still_orphaned.is_empty() {
                     state.orphans.remove(&connection);
                 } else {
@@ -631,4 +643,62 @@ impl<P: Policy> Repo<P> {
             self.send(target, &message);
         }
     }
+}
+
+/// Checks a peer's sync message before automerge sees it, and puts its hash lists in the
+/// order automerge assumes.
+///
+/// automerge trusts the bloom filters in `have`: one with entries but no bits makes it
+/// divide by zero (a panic), and one with billions of probes makes it compute and allocate
+/// them for every change it might send (gigabytes, and the engine stalls); many filters
+/// multiply that. Its encoder also asserts that hash lists are sorted, and the answers it
+/// builds reuse the peer's heads, so unsorted heads from a peer panicked the relay's debug
+/// build and would make its release build send unsorted lists. All four came from the
+/// malformed-input corpus (`tests/corpus/malformed/bloom-*`, `replay-10-*`).
+fn make_safe_for_automerge(message: &mut sync::Message) -> Result<(), String> {
+    if message.have.len() > SYNC_HAVES_PER_MESSAGE_MAX {
+        return Err(format!(
+            "{} bloom filters, more than {SYNC_HAVES_PER_MESSAGE_MAX}",
+            message.have.len()
+        ));
+    }
+    for have in &mut message.have {
+        // The wire form: entries, bits per entry and probes as LEB128, then the bits;
+        // nothing at all for a filter without entries, which automerge never probes.
+        let bytes = have.bloom.to_bytes();
+        let mut rest = bytes.as_slice();
+        if !rest.is_empty() {
+            let _entries = take_leb128(&mut rest)?;
+            let _bits_per_entry = take_leb128(&mut rest)?;
+            let probes = take_leb128(&mut rest)?;
+            if probes > BLOOM_PROBES_MAX {
+                return Err(format!(
+                    "a bloom filter with {probes} probes, more than {BLOOM_PROBES_MAX}"
+                ));
+            }
+            if rest.is_empty() {
+                return Err("a bloom filter with entries but no bits".to_owned());
+            }
+        }
+        have.last_sync.sort();
+        have.last_sync.dedup();
+    }
+    message.heads.sort();
+    message.heads.dedup();
+    message.need.sort();
+    message.need.dedup();
+    Ok(())
+}
+
+/// Reads one LEB128 number off the front of `bytes`.
+fn take_leb128(bytes: &mut &[u8]) -> Result<u64, String> {
+    let mut value: u64 = 0;
+    for (index, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            *bytes = bytes.get(index + 1..).unwrap_or_default();
+            return Ok(value);
+        }
+    }
+    Err("a bloom filter with a malformed header".to_owned())
 }

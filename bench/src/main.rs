@@ -1,0 +1,460 @@
+//! `caresync-bench`: the design §4 workloads against the peers, on loopback.
+//!
+//! `cargo run --release -p caresync-bench -- [--quick] [--only a,b,...] [--runs N]`
+//!
+//! Workloads: a (throughput), b (latency to a reviewer under a's load), c (idle devices
+//! and relay memory), d (reconnect with nothing new), e (first sync of a village),
+//! f (prefecture history), g (browser cold open), p (physical limits). Every relay runs on
+//! 127.0.0.1 and is started by the benchmark itself, fresh for every run.
+
+mod cold_open;
+mod peers;
+mod physical;
+mod prefecture;
+mod report;
+mod workloads;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use peers::{Kind, Peer};
+use report::{Figure, Measured, Target};
+use workloads::Sizes;
+
+#[derive(Debug)]
+struct Options {
+    quick: bool,
+    only: Option<Vec<String>>,
+    runs: usize,
+}
+
+impl Options {
+    fn wants(&self, workload: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|w| w == workload))
+    }
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        quick: false,
+        only: None,
+        runs: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--only" => {
+                let list = args.next().context("--only needs a list such as a,b")?;
+                options.only = Some(list.split(',').map(|s| s.trim().to_owned()).collect());
+            }
+            "--runs" => {
+                let n = args.next().context("--runs needs a number")?;
+                options.runs = n.parse().context("--runs needs a number")?;
+            }
+            "-h" | "--help" => {
+                println!("caresync-bench [--quick] [--only a,b,c,d,e,f,g,p] [--runs N]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if options.runs == 0 {
+        options.runs = if options.quick { 1 } else { 3 };
+    }
+    Ok(options)
+}
+
+/// Builds the release relay and the samod relay next to this binary, then runs this
+/// binary again with `CARESYNC_RELAY_BIN` naming the relay: the harness reads the
+/// variable, and a child's environment is the safe way to set it.
+fn reexec_with_relay() -> anyhow::Result<i32> {
+    let me = std::env::current_exe().context("cannot find this binary")?;
+    let release = me
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|name| name == "release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = caresync_tests::relay::workspace_root()?;
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "-p",
+            "caresync-server",
+            "-p",
+            "caresync-bench",
+            "--bins",
+        ])
+        .current_dir(root);
+    if release {
+        build.arg("--release");
+    } else {
+        eprintln!("warning: a debug build measures a debug relay; use `cargo run --release`");
+    }
+    let started = Instant::now();
+    let status = build.status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building the relays failed ({status})");
+    }
+    eprintln!("relays built in {:.1} s", started.elapsed().as_secs_f64());
+    let relay: PathBuf = peers::sibling_binary("caresync")?;
+    let status = Command::new(&me)
+        .args(std::env::args_os().skip(1))
+        .env("CARESYNC_RELAY_BIN", relay)
+        .status()
+        .context("cannot run the benchmark again")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    if std::env::var_os("CARESYNC_RELAY_BIN").is_none() {
+        std::process::exit(reexec_with_relay()?);
+    }
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start tokio")?;
+    let mut figures = runtime.block_on(measure(&options))?;
+    drop(runtime);
+    if options.wants("f") {
+        figures.extend(prefecture::run(options.quick)?);
+    }
+    if options.wants("g") {
+        figures.extend(cold_open::run(options.quick)?);
+    }
+    println!();
+    println!(
+        "caresync-bench{} ({} run{} each; ratios above 1 mean ours is better)",
+        if options.quick { " --quick" } else { "" },
+        options.runs,
+        if options.runs == 1 { "" } else { "s" }
+    );
+    print!("{}", report::render(&figures));
+    println!("total time {:.1} s", started.elapsed().as_secs_f64());
+    let failed = OURS_FAILED.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} run(s) of our relay failed (see above)");
+    }
+    Ok(())
+}
+
+/// Runs of our relay that failed: the benchmark prints its table and then fails, so that
+/// `scripts/test.sh` notices. A peer's failure is only reported (it is not ours to fix).
+static OURS_FAILED: AtomicUsize = AtomicUsize::new(0);
+
+/// Samples per relay kind, in run order.
+type Samples = BTreeMap<&'static str, Vec<f64>>;
+
+fn push(samples: &mut Samples, kind: Kind, value: f64) {
+    samples.entry(kind.name()).or_default().push(value);
+}
+
+/// A figure from per-kind samples: ours against each peer (and any extra peers).
+fn figure(
+    workload: &'static str,
+    what: impl Into<String>,
+    unit: &'static str,
+    samples: &Samples,
+    extra: &[(&'static str, Measured)],
+    target: Option<Target>,
+) -> Figure {
+    let of = |name: &str| Measured::of(samples.get(name).map_or(&[][..], Vec::as_slice));
+    let mut peers: Vec<(&'static str, Measured)> = [Kind::Js, Kind::Samod]
+        .iter()
+        .map(|kind| (kind.name(), of(kind.name())))
+        .collect();
+    peers.extend_from_slice(extra);
+    Figure {
+        workload,
+        what: what.into(),
+        unit,
+        ours: of(Kind::Ours.name()),
+        peers,
+        target,
+    }
+}
+
+/// Runs `work` on a fresh relay of each kind, `runs` times; a failure is reported and
+/// leaves that sample out, so one peer's failure does not hide the others' figures.
+async fn each_peer<T>(
+    runs: usize,
+    label: &str,
+    mut work: impl AsyncFnMut(&Peer) -> anyhow::Result<T>,
+) -> Vec<(Kind, T)> {
+    let mut results = Vec::new();
+    for run in 0..runs {
+        for kind in Kind::ALL {
+            let started = Instant::now();
+            let outcome = match Peer::start(kind, workloads::VILLAGES) {
+                Ok(peer) => work(&peer).await,
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(value) => {
+                    eprintln!(
+                        "{label}: {} run {} done in {:.1} s",
+                        kind.name(),
+                        run + 1,
+                        started.elapsed().as_secs_f64()
+                    );
+                    results.push((kind, value));
+                }
+                Err(error) => {
+                    if kind == Kind::Ours {
+                        OURS_FAILED.fetch_add(1, Ordering::Relaxed);
+                    }
+                    eprintln!("{label}: {} run {} FAILED: {error:#}", kind.name(), run + 1);
+                }
+            }
+        }
+    }
+    results
+}
+
+async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
+    let sizes = Sizes::new(options.quick);
+    let runs = options.runs;
+    let mut figures = Vec::new();
+
+    // The physical limits, measured where every relay keeps its data (the temp folder).
+    let mut fsync = Vec::new();
+    let mut loopback = Vec::new();
+    if options.wants("p") || options.wants("a") {
+        let time = if options.quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(1500)
+        };
+        for _ in 0..runs {
+            fsync.push(physical::fsync_rate(&std::env::temp_dir(), time)?);
+            loopback.push(physical::loopback_mb_per_s(if options.quick {
+                256
+            } else {
+                1024
+            })?);
+        }
+    }
+    let fsync = Measured::of(&fsync);
+
+    if options.wants("a") || options.wants("b") {
+        let results = each_peer(runs, "a/b load", async |peer| {
+            workloads::load(peer, &sizes).await
+        })
+        .await;
+        let mut rate = Samples::new();
+        let mut p50 = Samples::new();
+        let mut p99 = Samples::new();
+        let mut rss = Samples::new();
+        for (kind, result) in &results {
+            push(&mut rate, *kind, result.changes_per_s);
+            push(
+                &mut p50,
+                *kind,
+                workloads::percentile(&result.latencies_ms, 50.0),
+            );
+            push(
+                &mut p99,
+                *kind,
+                workloads::percentile(&result.latencies_ms, 99.0),
+            );
+            push(&mut rss, *kind, result.peak_rss_mb);
+        }
+        let what = format!(
+            "stored changes/s, {} devices x {} docs, durable acks",
+            sizes.devices, sizes.documents_per_device
+        );
+        let disk = [("disk fsync", fsync)];
+        figures.push(figure(
+            "a",
+            what.clone(),
+            "changes/s",
+            &rate,
+            &disk,
+            Some(Target::AtLeast(10_000.0)),
+        ));
+        figures.push(figure(
+            "a",
+            what.clone(),
+            "changes/s",
+            &rate,
+            &disk,
+            Some(Target::AtLeastTimesPeer("js", 10.0)),
+        ));
+        figures.push(figure(
+            "a",
+            what,
+            "changes/s",
+            &rate,
+            &disk,
+            Some(Target::AtLeastTimesPeer("samod", 2.0)),
+        ));
+        figures.push(figure(
+            "a",
+            "relay peak RSS during a",
+            "MB",
+            &rss,
+            &[],
+            None,
+        ));
+        figures.push(figure(
+            "b",
+            "change -> reviewer latency p50, under a",
+            "ms",
+            &p50,
+            &[],
+            None,
+        ));
+        figures.push(figure(
+            "b",
+            "change -> reviewer latency p99, under a",
+            "ms",
+            &p99,
+            &[],
+            Some(Target::AtMost(100.0)),
+        ));
+    }
+
+    if options.wants("c") {
+        for &count in sizes.idle {
+            let results = each_peer(runs, &format!("c idle {count}"), async |peer| {
+                workloads::idle(peer, count).await
+            })
+            .await;
+            let mut joined = Samples::new();
+            let mut peak = Samples::new();
+            for (kind, (n, hwm, _rss)) in &results {
+                push(&mut joined, *kind, *n as f64);
+                push(&mut peak, *kind, *hwm);
+            }
+            let limit = if count <= 2_468 { 200.0 } else { 1024.0 };
+            figures.push(figure(
+                "c",
+                format!("idle devices joined of {count}"),
+                "devices",
+                &joined,
+                &[],
+                Some(Target::AtLeast(count as f64)),
+            ));
+            figures.push(figure(
+                "c",
+                format!("relay peak RSS (VmHWM), {count} idle devices"),
+                "MB",
+                &peak,
+                &[],
+                Some(Target::AtMost(limit)),
+            ));
+        }
+    }
+
+    if options.wants("d") {
+        let count = sizes.reconnect_documents;
+        let results = each_peer(runs, "d reconnect", async |peer| {
+            workloads::reconnect(peer, count).await
+        })
+        .await;
+        let mut trips = Samples::new();
+        let mut bytes = Samples::new();
+        let mut time = Samples::new();
+        for (kind, (traffic, seconds)) in &results {
+            push(&mut trips, *kind, traffic.frames_sent as f64);
+            push(
+                &mut bytes,
+                *kind,
+                (traffic.bytes_sent + traffic.bytes_received) as f64 / 1024.0,
+            );
+            push(&mut time, *kind, *seconds * 1000.0);
+        }
+        figures.push(figure(
+            "d",
+            format!("reconnect, nothing new, {count} docs: round trips (frames sent)"),
+            "round trips",
+            &trips,
+            &[],
+            Some(Target::AtMost(2.0)),
+        ));
+        figures.push(figure(
+            "d",
+            format!("reconnect, nothing new, {count} docs: bytes both ways"),
+            "KB",
+            &bytes,
+            &[],
+            Some(Target::AtMost(64.0)),
+        ));
+        figures.push(figure("d", format!("reconnect, nothing new, {count} docs: until quiet (incl. 500 ms quiet wait excluded)"), "ms", &time, &[], None));
+    }
+
+    if options.wants("e") {
+        let count = sizes.village_documents;
+        let results = each_peer(runs, "e first sync", async |peer| {
+            workloads::first_sync(peer, count).await
+        })
+        .await;
+        let mut time = Samples::new();
+        let mut ratio = Samples::new();
+        let mut saved = Samples::new();
+        for (kind, (seconds, bytes, saved_bytes)) in &results {
+            push(&mut time, *kind, *seconds);
+            push(
+                &mut ratio,
+                *kind,
+                *bytes as f64 / (*saved_bytes).max(1) as f64,
+            );
+            push(&mut saved, *kind, *saved_bytes as f64 / 1024.0);
+        }
+        figures.push(figure(
+            "e",
+            format!("first sync of a village, {count} docs: time"),
+            "s",
+            &time,
+            &[],
+            Some(Target::AtMost(1.5)),
+        ));
+        figures.push(figure(
+            "e",
+            format!("first sync, {count} docs: bytes both ways / saved size"),
+            "x",
+            &ratio,
+            &[],
+            Some(Target::AtMost(1.2)),
+        ));
+        figures.push(figure(
+            "e",
+            format!("first sync, {count} docs: the documents' saved size"),
+            "KB",
+            &saved,
+            &[],
+            None,
+        ));
+    }
+
+    if options.wants("p") || options.wants("a") {
+        figures.push(Figure {
+            workload: "p",
+            what: "disk: write 4 KiB + fsync, in the temp folder".to_owned(),
+            unit: "fsyncs/s",
+            ours: fsync,
+            peers: Vec::new(),
+            target: None,
+        });
+        figures.push(Figure {
+            workload: "p",
+            what: "loopback TCP, one connection".to_owned(),
+            unit: "MB/s",
+            ours: Measured::of(&loopback),
+            peers: Vec::new(),
+            target: None,
+        });
+    }
+    Ok(figures)
+}
