@@ -1,6 +1,6 @@
 //! `caresync-bench`: the design §4 workloads against the peers, on loopback.
 //!
-//! `cargo run --release -p caresync-bench -- [--quick] [--only a,b,...] [--runs N]`
+//! `cargo run --release -p caresync-bench -- [--quick] [--only a,b,...] [--peers ours,js,samod] [--runs N]`
 //!
 //! Workloads: a (throughput), b (latency to a reviewer under a's load), c (idle devices
 //! and relay memory), d (reconnect with nothing new), e (first sync of a village),
@@ -31,6 +31,8 @@ struct Options {
     quick: bool,
     only: Option<Vec<String>>,
     runs: usize,
+    /// The relays measured; all three unless `--peers` names some (profiling one alone).
+    peers: Vec<Kind>,
 }
 
 impl Options {
@@ -46,6 +48,7 @@ fn parse_args() -> anyhow::Result<Options> {
         quick: false,
         only: None,
         runs: 0,
+        peers: Kind::ALL.to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,12 +58,28 @@ fn parse_args() -> anyhow::Result<Options> {
                 let list = args.next().context("--only needs a list such as a,b")?;
                 options.only = Some(list.split(',').map(|s| s.trim().to_owned()).collect());
             }
+            "--peers" => {
+                let list = args
+                    .next()
+                    .context("--peers needs a list such as ours,js")?;
+                options.peers = list
+                    .split(',')
+                    .map(|name| {
+                        Kind::ALL
+                            .into_iter()
+                            .find(|kind| kind.name() == name.trim())
+                            .with_context(|| format!("unknown peer {name}: ours, js or samod"))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            }
             "--runs" => {
                 let n = args.next().context("--runs needs a number")?;
                 options.runs = n.parse().context("--runs needs a number")?;
             }
             "-h" | "--help" => {
-                println!("caresync-bench [--quick] [--only a,b,c,d,e,f,g,p] [--runs N]");
+                println!(
+                    "caresync-bench [--quick] [--only a,b,c,d,e,f,g,p] [--peers ours,js,samod] [--runs N]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -189,12 +208,13 @@ fn figure(
 /// leaves that sample out, so one peer's failure does not hide the others' figures.
 async fn each_peer<T>(
     runs: usize,
+    kinds: &[Kind],
     label: &str,
     mut work: impl AsyncFnMut(&Peer) -> anyhow::Result<T>,
 ) -> Vec<(Kind, T)> {
     let mut results = Vec::new();
     for run in 0..runs {
-        for kind in Kind::ALL {
+        for &kind in kinds {
             let started = Instant::now();
             let outcome = match Peer::start(kind, workloads::VILLAGES) {
                 Ok(peer) => work(&peer).await,
@@ -248,7 +268,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     let fsync = Measured::of(&fsync);
 
     if options.wants("a") || options.wants("b") {
-        let results = each_peer(runs, "a/b load", async |peer| {
+        let results = each_peer(runs, &options.peers, "a/b load", async |peer| {
             workloads::load(peer, &sizes).await
         })
         .await;
@@ -281,7 +301,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "changes/s",
             &rate,
             &disk,
-            Some(Target::AtLeast(10_000.0)),
+            Some(Target::Floor(10_000.0)),
         ));
         figures.push(figure(
             "a",
@@ -289,7 +309,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "changes/s",
             &rate,
             &disk,
-            Some(Target::AtLeastTimesPeer("js", 10.0)),
+            Some(Target::FloorTimesPeer("js", 10.0)),
         ));
         figures.push(figure(
             "a",
@@ -297,7 +317,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "changes/s",
             &rate,
             &disk,
-            Some(Target::AtLeastTimesPeer("samod", 2.0)),
+            Some(Target::FloorTimesPeer("samod", 2.0)),
         ));
         figures.push(figure(
             "a",
@@ -321,15 +341,18 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "ms",
             &p99,
             &[],
-            Some(Target::AtMost(100.0)),
+            Some(Target::Ceiling(100.0)),
         ));
     }
 
     if options.wants("c") {
         for &count in sizes.idle {
-            let results = each_peer(runs, &format!("c idle {count}"), async |peer| {
-                workloads::idle(peer, count).await
-            })
+            let results = each_peer(
+                runs,
+                &options.peers,
+                &format!("c idle {count}"),
+                async |peer| workloads::idle(peer, count).await,
+            )
             .await;
             let mut joined = Samples::new();
             let mut peak = Samples::new();
@@ -344,7 +367,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 "devices",
                 &joined,
                 &[],
-                Some(Target::AtLeast(count as f64)),
+                Some(Target::Floor(count as f64)),
             ));
             figures.push(figure(
                 "c",
@@ -352,14 +375,14 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 "MB",
                 &peak,
                 &[],
-                Some(Target::AtMost(limit)),
+                Some(Target::Ceiling(limit)),
             ));
         }
     }
 
     if options.wants("d") {
         let count = sizes.reconnect_documents;
-        let results = each_peer(runs, "d reconnect", async |peer| {
+        let results = each_peer(runs, &options.peers, "d reconnect", async |peer| {
             workloads::reconnect(peer, count).await
         })
         .await;
@@ -381,7 +404,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "round trips",
             &trips,
             &[],
-            Some(Target::AtMost(2.0)),
+            Some(Target::Ceiling(2.0)),
         ));
         figures.push(figure(
             "d",
@@ -389,14 +412,14 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "KB",
             &bytes,
             &[],
-            Some(Target::AtMost(64.0)),
+            Some(Target::Ceiling(64.0)),
         ));
         figures.push(figure("d", format!("reconnect, nothing new, {count} docs: until quiet (incl. 500 ms quiet wait excluded)"), "ms", &time, &[], None));
     }
 
     if options.wants("e") {
         let count = sizes.village_documents;
-        let results = each_peer(runs, "e first sync", async |peer| {
+        let results = each_peer(runs, &options.peers, "e first sync", async |peer| {
             workloads::first_sync(peer, count).await
         })
         .await;
@@ -418,7 +441,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "s",
             &time,
             &[],
-            Some(Target::AtMost(1.5)),
+            Some(Target::Ceiling(1.5)),
         ));
         figures.push(figure(
             "e",
@@ -426,7 +449,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "x",
             &ratio,
             &[],
-            Some(Target::AtMost(1.2)),
+            Some(Target::Ceiling(1.2)),
         ));
         figures.push(figure(
             "e",

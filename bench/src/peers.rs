@@ -36,6 +36,9 @@ impl Kind {
     }
 }
 
+/// How much of our relay's log a failed run prints.
+const RECENT_LOG_LINES: usize = 30;
+
 /// A running relay with what a device needs to reach it.
 #[derive(Debug)]
 pub struct Peer {
@@ -113,6 +116,19 @@ impl Peer {
         match self.kind {
             Kind::Ours => Device::new(name),
             Kind::Js | Kind::Samod => Device::plain(name),
+        }
+    }
+
+    /// The end of our relay's log, to explain a failed run; empty for the peers.
+    pub fn recent_log(&self) -> String {
+        match &self.process {
+            Process::Ours(relay) => {
+                let log = relay.output();
+                let lines: Vec<&str> = log.lines().collect();
+                let first = lines.len().saturating_sub(RECENT_LOG_LINES);
+                lines.get(first..).unwrap_or_default().join("\n")
+            }
+            Process::Js(_) | Process::Samod(_) => String::new(),
         }
     }
 

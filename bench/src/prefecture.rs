@@ -99,7 +99,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
         unit: "ms",
         ours: Measured::of(&spawn_to_healthz),
         peers: Vec::new(),
-        target: Some(Target::AtMost(5_000.0)),
+        target: Some(Target::Ceiling(5_000.0)),
     }];
     if !relay_ready.is_empty() {
         figures.push(Figure {
@@ -398,7 +398,7 @@ fn measure_reports(
         unit: "ms",
         ours: Measured::of(&together),
         peers: Vec::new(),
-        target: Some(Target::AtMost(200.0)),
+        target: Some(Target::Ceiling(200.0)),
     }];
     for (request, samples) in requests.iter().zip(&each) {
         let export = request.name.ends_with(".xlsx");
@@ -409,7 +409,7 @@ fn measure_reports(
             ours: Measured::of(samples),
             peers: Vec::new(),
             // The Excel ledger is the monthly report on paper, so it has the same target.
-            target: export.then_some(Target::AtMost(200.0)),
+            target: export.then_some(Target::Ceiling(200.0)),
         });
     }
     Ok(figures)

@@ -27,11 +27,11 @@ pub struct Measured {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
     /// Ours must be at most this many units.
-    AtMost(f64),
+    Ceiling(f64),
     /// Ours must be at least this many units.
-    AtLeast(f64),
+    Floor(f64),
     /// Ours must be at least this multiple of the named peer's figure.
-    AtLeastTimesPeer(&'static str, f64),
+    FloorTimesPeer(&'static str, f64),
 }
 
 /// Whether a figure's target holds, or cannot be judged (a peer that was not measured).
@@ -81,9 +81,9 @@ impl Target {
             return Verdict::Unknown;
         }
         let met = match *self {
-            Target::AtMost(limit) => ours.median <= limit,
-            Target::AtLeast(floor) => ours.median >= floor,
-            Target::AtLeastTimesPeer(name, factor) => {
+            Target::Ceiling(limit) => ours.median <= limit,
+            Target::Floor(floor) => ours.median >= floor,
+            Target::FloorTimesPeer(name, factor) => {
                 match peers.iter().find(|(peer, _)| *peer == name) {
                     Some((_, peer)) if !peer.median.is_nan() => ours.median >= factor * peer.median,
                     _ => return Verdict::Unknown,
@@ -95,9 +95,9 @@ impl Target {
 
     fn describe(&self, unit: &str) -> String {
         match *self {
-            Target::AtMost(limit) => format!("<= {} {unit}", number(limit)),
-            Target::AtLeast(floor) => format!(">= {} {unit}", number(floor)),
-            Target::AtLeastTimesPeer(name, factor) => format!(">= {}x {name}", number(factor)),
+            Target::Ceiling(limit) => format!("<= {} {unit}", number(limit)),
+            Target::Floor(floor) => format!(">= {} {unit}", number(floor)),
+            Target::FloorTimesPeer(name, factor) => format!(">= {}x {name}", number(factor)),
         }
     }
 }
@@ -107,8 +107,8 @@ impl Figure {
     /// one, else from the unit (rates are better high, everything else low).
     pub fn lower_is_better(&self) -> bool {
         match self.target {
-            Some(Target::AtMost(_)) => true,
-            Some(Target::AtLeast(_) | Target::AtLeastTimesPeer(..)) => false,
+            Some(Target::Ceiling(_)) => true,
+            Some(Target::Floor(_) | Target::FloorTimesPeer(..)) => false,
             None => !self.unit.ends_with("/s"),
         }
     }
@@ -130,7 +130,7 @@ pub fn number(x: f64) -> String {
         let digits = rounded.unsigned_abs().to_string();
         let mut out = String::new();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -195,7 +195,7 @@ pub fn render(figures: &[Figure]) -> String {
         "ours: median (min–max)".to_owned(),
     ];
     for name in &peer_names {
-        header.push(format!("{name}"));
+        header.push(name.to_string());
         header.push(format!("vs {name} (>1: ours better)"));
     }
     header.push("target (design §4)".to_owned());
@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn relative_target() {
         let peers = [("js", Measured::single(100.0))];
-        let t = Target::AtLeastTimesPeer("js", 10.0);
+        let t = Target::FloorTimesPeer("js", 10.0);
         assert_eq!(t.verdict(&Measured::single(1000.0), &peers), Verdict::Met);
         assert_eq!(t.verdict(&Measured::single(999.0), &peers), Verdict::Missed);
         assert_eq!(t.verdict(&Measured::single(999.0), &[]), Verdict::Unknown);

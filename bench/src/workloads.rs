@@ -123,13 +123,25 @@ pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
         all.iter().all(|doc| !reviewer.heads(doc).is_empty())
     })
     .await
-    .context("the reviewer never received every document")?;
+    .with_context(|| {
+        let received = all
+            .iter()
+            .filter(|doc| !reviewer.heads(doc).is_empty())
+            .count();
+        format!(
+            "the reviewer received {received} of {} documents\n{}",
+            all.len(),
+            peer.recent_log()
+        )
+    })?;
 
     let acknowledged = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + sizes.load_time;
     let mut tasks = Vec::new();
-    for (device, documents) in devices.iter().cloned() {
+    for (device, documents) in &devices {
+        // Each task owns its handle and list: the devices outlive the tasks here.
+        let (device, documents) = (device.clone(), documents.clone());
         let acknowledged = Arc::clone(&acknowledged);
         tasks.push(tokio::spawn(async move {
             let mut round = 0u64;

@@ -191,6 +191,8 @@ impl Engine {
                     id: None,
                     work: StorageWork::SetPolicy(Box::new(RelayPolicy::new(*tree))),
                 });
+                // Listed after the storage thread has the new rules (its queue is in order).
+                self.repo.relist_scopes();
             }
             EngineEvent::Review(request) => {
                 if self.stopping.is_some() {
@@ -578,5 +580,41 @@ mod tests {
         });
         engine.flush();
         assert!(bad_inbox.try_recv().is_err());
+    }
+
+    #[test]
+    fn new_org_units_make_the_relay_list_every_scope_again() {
+        let config = RepoConfig::new(
+            PeerId::from("relay"),
+            Role::Relay,
+            automerge::ActorId::from(vec![9; 16]),
+        );
+        let repo = Repo::new(config, RelayPolicy::new(OrgTree::new()));
+        let (jobs, jobs_rx) = std::sync::mpsc::channel();
+        let mut engine = Engine::new(repo, jobs, Arc::new(Metrics::default()));
+        let connection = ConnectionId(1);
+        let _inbox = open(&mut engine, connection);
+        engine.handle_guarded(EngineEvent::Frame {
+            connection,
+            frame: join_frame(),
+        });
+        engine.flush();
+        while jobs_rx.try_recv().is_ok() {}
+
+        // A reviewer connected before a village was added must learn of its records
+        // without reconnecting: the relay lists its scope again, after the new rules.
+        engine.handle_guarded(EngineEvent::OrgTree(Box::new(OrgTree::new())));
+        engine.flush();
+        let work: Vec<StorageWork> = jobs_rx.try_iter().map(|job| job.work).collect();
+        assert!(
+            matches!(
+                work.as_slice(),
+                [
+                    StorageWork::SetPolicy(_),
+                    StorageWork::ListScope { account, since: None }
+                ] if account.id == director().id
+            ),
+            "{work:?}"
+        );
     }
 }

@@ -21,6 +21,27 @@ impl<P: Policy> Repo<P> {
         });
     }
 
+    /// Lists the whole scope again to every peer that speaks the scope extension: the
+    /// rules changed (org units added while serving), so what an account may see may have
+    /// grown. A device takes an unasked listing like an answer and syncs what differs, so a
+    /// reviewer connected before a village was added sees its records without reconnecting.
+    /// Rules change rarely (an administrator's import); one listing per connection then is
+    /// cheaper than tracking which accounts the change touched.
+    pub fn relist_scopes(&mut self) {
+        if self.config.role != Role::Relay {
+            return;
+        }
+        let listening: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| conn.speaks(EXTENSION_SCOPE))
+            .map(|(id, _)| *id)
+            .collect();
+        for connection in listening {
+            self.scope_requested(connection, None);
+        }
+    }
+
     pub(super) fn scope_listed(
         &mut self,
         connection: ConnectionId,
