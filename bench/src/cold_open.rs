@@ -27,7 +27,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const DIRECTOR: &str = "demo-director";
 const RECORDS: usize = 5_000;
 const RUNS: usize = 5;
-const QUICK_RECORDS: usize = 300;
+const QUICK_RECORDS: usize = 100;
 const QUICK_RUNS: usize = 1;
 /// Design §4's targets.
 const LIST_SHOWN_MS_MAX: f64 = 1_000.0;
