@@ -209,6 +209,7 @@ fn figure(
 async fn each_peer<T>(
     runs: usize,
     kinds: &[Kind],
+    villages: usize,
     label: &str,
     mut work: impl AsyncFnMut(&Peer) -> anyhow::Result<T>,
 ) -> Vec<(Kind, T)> {
@@ -216,7 +217,7 @@ async fn each_peer<T>(
     for run in 0..runs {
         for &kind in kinds {
             let started = Instant::now();
-            let outcome = match Peer::start(kind, workloads::VILLAGES) {
+            let outcome = match Peer::start(kind, villages) {
                 Ok(peer) => work(&peer).await,
                 Err(error) => Err(error),
             };
@@ -268,11 +269,17 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     let fsync = Measured::of(&fsync);
 
     if options.wants("a") || options.wants("b") {
-        let results = each_peer(runs, &options.peers, "a/b load", async |peer| {
-            workloads::load(peer, &sizes).await
-        })
+        let results = each_peer(
+            runs,
+            &options.peers,
+            sizes.devices,
+            "a/b load",
+            async |peer| workloads::load(peer, &sizes).await,
+        )
         .await;
         let mut rate = Samples::new();
+        let mut cpu = Samples::new();
+        let mut per_core = Samples::new();
         let mut p50 = Samples::new();
         let mut p99 = Samples::new();
         let mut rss = Samples::new();
@@ -289,6 +296,12 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 workloads::percentile(&result.latencies_ms, 99.0),
             );
             push(&mut rss, *kind, result.peak_rss_mb);
+            push(&mut cpu, *kind, result.relay_cpu_ms_per_change);
+            push(
+                &mut per_core,
+                *kind,
+                1000.0 / result.relay_cpu_ms_per_change,
+            );
         }
         let what = format!(
             "stored changes/s, {} devices x {} docs, durable acks",
@@ -318,6 +331,25 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             &rate,
             &disk,
             Some(Target::FloorTimesPeer("samod", 2.0)),
+        ));
+        // The load devices share the two cores with the relay and saturate them first,
+        // so the rate above is the machine's; the relay's own CPU per change says what
+        // the relay would sustain on a core of its own.
+        figures.push(figure(
+            "a",
+            "relay CPU (user+sys, all threads) per acknowledged change, during a",
+            "ms",
+            &cpu,
+            &[],
+            None,
+        ));
+        figures.push(figure(
+            "a",
+            "changes/s one relay core sustains at that cost (1000 / CPU ms per change)",
+            "changes/s",
+            &per_core,
+            &[],
+            None,
         ));
         figures.push(figure(
             "a",
@@ -350,6 +382,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             let results = each_peer(
                 runs,
                 &options.peers,
+                workloads::VILLAGES,
                 &format!("c idle {count}"),
                 async |peer| workloads::idle(peer, count).await,
             )
@@ -382,9 +415,13 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
 
     if options.wants("d") {
         let count = sizes.reconnect_documents;
-        let results = each_peer(runs, &options.peers, "d reconnect", async |peer| {
-            workloads::reconnect(peer, count).await
-        })
+        let results = each_peer(
+            runs,
+            &options.peers,
+            workloads::VILLAGES,
+            "d reconnect",
+            async |peer| workloads::reconnect(peer, count).await,
+        )
         .await;
         let mut trips = Samples::new();
         let mut bytes = Samples::new();
@@ -419,9 +456,13 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
 
     if options.wants("e") {
         let count = sizes.village_documents;
-        let results = each_peer(runs, &options.peers, "e first sync", async |peer| {
-            workloads::first_sync(peer, count).await
-        })
+        let results = each_peer(
+            runs,
+            &options.peers,
+            workloads::VILLAGES,
+            "e first sync",
+            async |peer| workloads::first_sync(peer, count).await,
+        )
         .await;
         let mut time = Samples::new();
         let mut ratio = Samples::new();

@@ -316,6 +316,30 @@ pub fn memory_mb(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// CPU seconds (user + system, all threads) process `pid` has used so far, from
+/// `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat"))
+        .with_context(|| format!("cannot read the stat of process {pid}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("a bad /proc/{pid}/stat: {stat}"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |index: usize| -> anyhow::Result<f64> {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .with_context(|| format!("no CPU time in /proc/{pid}/stat"))
+    };
+    Ok((ticks(11)? + ticks(12)?) / CLOCK_TICKS_PER_S)
+}
+
+/// The kernel's `USER_HZ`, 100 on every Linux this runs on (`getconf CLK_TCK`).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
 /// Gives a relay a moment after its last connection so that memory settles.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;

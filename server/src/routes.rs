@@ -103,6 +103,7 @@ async fn sync(
     upgrade
         .max_message_size(limits::WEBSOCKET_MESSAGE_BYTES_MAX)
         .max_frame_size(limits::WEBSOCKET_FRAME_BYTES_MAX)
+        .read_buffer_size(limits::WEBSOCKET_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             relay::serve_socket(socket, state, session.account, session.token_hash)
         })

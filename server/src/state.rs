@@ -7,6 +7,7 @@ use caresync_core::domain::OrgTree;
 use caresync_core::sync::ConnectionId;
 use tokio::sync::{mpsc, watch};
 
+use crate::auth::password_checker::PasswordChecker;
 use crate::auth::rate_limit::AddressLimiter;
 use crate::auth::throttle::LoginThrottle;
 use crate::db::Db;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub throttle: Arc<LoginThrottle>,
     pub limiter: Arc<AddressLimiter>,
+    pub passwords: Arc<PasswordChecker>,
     pub settings: Arc<Settings>,
     /// The org tree as last read from the database (see `serve::watch_org_tree`).
     tree: Arc<RwLock<Arc<OrgTree>>>,
@@ -56,6 +58,7 @@ impl AppState {
             metrics,
             throttle: Arc::new(LoginThrottle::default()),
             limiter: Arc::new(AddressLimiter::default()),
+            passwords: Arc::new(PasswordChecker::default()),
             settings: Arc::new(settings),
             tree: Arc::new(RwLock::new(Arc::new(tree))),
             shutdown,

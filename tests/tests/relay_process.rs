@@ -41,3 +41,39 @@ fn the_relay_starts_restarts_on_the_same_port_and_stops_on_sigterm() {
         "the database outlives the process"
     );
 }
+
+/// The relay's resident memory, in KiB, from `/proc/<pid>/status`.
+fn resident_kib(relay: &RelayProcess) -> u64 {
+    let pid = relay.pid().expect("the relay runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+#[test]
+fn logins_do_not_grow_the_relays_memory() {
+    // Each Argon2 check uses 19 MiB of memory. The relay used to keep about that much more
+    // after each of its first logins (five logins: +78 MB); it now keeps one set of blocks.
+    let relay = RelayProcess::start_with(&["--demo"]).unwrap();
+    let base = relay.http_base();
+    caresync_tests::login(&base, "demo-director", "demo-password").unwrap();
+    let after_first = resident_kib(&relay);
+    for username in [
+        "demo-director-2",
+        "demo-worker",
+        "demo-reviewer",
+        "demo-admin",
+    ] {
+        caresync_tests::login(&base, username, "demo-password").unwrap();
+        assert!(caresync_tests::login(&base, username, "wrong password").is_err());
+    }
+    let after_more = resident_kib(&relay);
+    let grown_mib = after_more.saturating_sub(after_first) / 1024;
+    assert!(
+        grown_mib < 10,
+        "eight more logins grew the relay by {grown_mib} MiB ({after_first} KiB to {after_more} KiB)"
+    );
+}

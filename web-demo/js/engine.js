@@ -241,6 +241,8 @@ export class Engine {
     this.storageInFlight += 1;
     this.store.execute(withBytes(op)).then((completion) => {
       this.storageInFlight -= 1;
+      // "Synced" waits for the phone's own storage too (sync.js): say when it caught up.
+      if (this.storageInFlight === 0) this.emit('storage-idle');
       if (completion.type === 'written') this.written(op);
       this.run((phone, now) => phone.storageCompleted(now, { id, ...completion }));
     });

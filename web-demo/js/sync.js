@@ -54,6 +54,7 @@ export class SyncClient {
         this.publish();
       }),
       this.engine.on('unsynced', () => this.publish()),
+      this.engine.on('storage-idle', () => this.publish()),
     );
     this.connect();
   }
@@ -182,7 +183,9 @@ export class SyncClient {
     let state;
     if (this.signedOut) state = 'signed-out';
     else if (!this.open || !this.peerReady || navigator.onLine === false) state = 'offline';
-    else if (!this.scopeSynced || pending > 0) state = 'syncing';
+    // Records the relay sent are only on this phone once IndexedDB has them: a first sync
+    // of thousands of records used to say "synced" with thousands of writes still queued.
+    else if (!this.scopeSynced || pending > 0 || this.engine.storageInFlight > 0) state = 'syncing';
     else state = 'synced';
     if (state === 'offline' && this.open) state = 'syncing';
     return { state, pending, nextRetryAt: this.nextRetryAt };

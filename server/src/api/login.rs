@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
-use crate::auth::password::{decoy_hash, verify_password};
+use crate::auth::password::decoy_hash;
+use crate::auth::password_checker::PasswordCheckError;
 use crate::auth::session::{cleared_cookie, session_cookie};
 use crate::auth::token::new_token;
 use crate::clock::now_ms;
@@ -93,9 +94,11 @@ pub async fn login(
         Some((account, hash)) => (Some(account), hash),
         None => (None, decoy_hash().to_owned()),
     };
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = match state.passwords.verify(hash, password).await {
+        Ok(matches) => matches,
+        Err(PasswordCheckError::Busy) => return Err(ApiError::too_many(1)),
+        Err(error) => return Err(ApiError::internal(error)),
+    };
     let account = match account {
         Some(account) if matches && !account.disabled => account,
         _ => {

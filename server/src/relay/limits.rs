@@ -9,6 +9,12 @@ pub const WEBSOCKET_MESSAGE_BYTES_MAX: usize = caresync_core::protocol::FRAME_BY
 /// Largest single WebSocket frame (a message may be split into frames).
 pub const WEBSOCKET_FRAME_BYTES_MAX: usize = caresync_core::protocol::FRAME_BYTES_MAX;
 
+/// What each socket's read buffer starts at (the WebSocket library's default is 128 KiB).
+/// Most sync messages are a few hundred bytes, and a bigger one grows the buffer as it
+/// arrives; idle phones are the relay's many connections, and their buffers were most of
+/// the relay's memory (143 KB per joined socket with the default).
+pub const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Messages per second one connection may send, sustained. A first sync of a village sends
 /// one message per document, so the bucket also allows a burst.
 pub const MESSAGES_PER_SECOND_MAX: u32 = 500;
