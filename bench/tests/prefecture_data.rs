@@ -50,6 +50,13 @@ async fn a_directors_phone_receives_the_generated_records_of_the_village() -> an
     )?;
     let phone = Device::new("director");
     phone.connect(&relay.ws_url(&token)).await?;
+    // Cheap first (every record arrived), then the full comparison: reading every record
+    // on each of the phone's hundreds of events took minutes on a loaded machine.
+    phone
+        .wait_until(WAIT, |device| {
+            expected.keys().all(|id| !device.heads(id).is_empty())
+        })
+        .await?;
     phone
         .wait_until(WAIT, |device| {
             expected.iter().all(|(id, row)| {

@@ -7,15 +7,15 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use caresync_core::domain::Account;
+use caresync_core::domain::{Account, Role};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
 use super::limits::{
-    CLOSE_HANDSHAKE_MS_MAX, MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MAX,
-    OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS, SESSION_RECHECK_MS,
+    CLOSE_HANDSHAKE_MS_MAX, MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MANY_VILLAGES_MAX,
+    MESSAGES_PER_SECOND_MAX, OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS, SESSION_RECHECK_MS,
 };
 use crate::auth::rate_limit::TokenBucket;
 use crate::clock::now_ms;
@@ -27,6 +27,10 @@ const CLOSE_REASON_BYTES_MAX: usize = 123;
 
 pub async fn run(socket: WebSocket, state: AppState, account: Account, token_hash: [u8; 32]) {
     let _open = state.sockets.opened();
+    let messages_per_second = match account.role {
+        Role::TownshipReviewer | Role::BureauAdmin => MESSAGES_PER_SECOND_MANY_VILLAGES_MAX,
+        Role::VillageChildDirector | Role::CareWorker => MESSAGES_PER_SECOND_MAX,
+    };
     let connection = state.next_connection_id();
     let (outbox, mut outgoing) = mpsc::channel(OUTGOING_FRAMES_QUEUED_MAX);
     if state
@@ -41,7 +45,7 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
         return;
     }
     let (mut sink, mut stream) = socket.split();
-    let mut bucket = TokenBucket::new(MESSAGES_PER_SECOND_MAX, MESSAGES_BURST_MAX, now_ms());
+    let mut bucket = TokenBucket::new(messages_per_second, MESSAGES_BURST_MAX, now_ms());
     let idle_timeout = Duration::from_millis(state.settings.idle_timeout_ms);
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(Duration::from_millis(
