@@ -102,7 +102,14 @@ cargo test --workspace --no-fail-fast
 
 # The benchmark at a small size: checks that every workload still runs against every peer
 # and prints its table, not how fast (machines differ; BENCHMARKS.md has the full run).
-step "cargo run --release -p caresync-bench -- --quick"
-BENCH_OUT="$(cargo run --release -p caresync-bench -- --quick)" || die "the quick benchmark failed"
+# It runs the debug binaries `cargo test --workspace` has just built: a release build of
+# the relay and the benchmark would add minutes to every run and prove nothing more here.
+# (`cargo build --workspace` is a no-op after the tests; `cargo run -p caresync-bench`
+# would resolve features for that package alone and rebuild half the workspace.)
+step "caresync-bench --quick (debug build)"
+cargo build --workspace --bins
+DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+BENCH_OUT="$(CARESYNC_RELAY_BIN="$DEBUG_DIR/caresync" "$DEBUG_DIR/caresync-bench" --quick)" \
+    || die "the quick benchmark failed"
 printf '%s\n' "$BENCH_OUT"
 grep -q '^| wl ' <<<"$BENCH_OUT" || die "the quick benchmark printed no table"
