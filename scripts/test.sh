@@ -102,13 +102,15 @@ cargo test --workspace --no-fail-fast
 
 # The benchmark at a small size: checks that every workload still runs against every peer
 # and prints its table, not how fast (machines differ; BENCHMARKS.md has the full run).
-# It runs the debug binaries `cargo test --workspace` has just built: a release build of
-# the relay and the benchmark would add minutes to every run and prove nothing more here.
-# (`cargo build --workspace` is a no-op after the tests; `cargo run -p caresync-bench`
-# would resolve features for that package alone and rebuild half the workspace.)
-step "caresync-bench --quick (debug build)"
-cargo build --workspace --bins
+# It runs the debug binaries `cargo test --workspace` has just built (cargo builds a
+# package's binaries for its integration tests, and the relay's and the benchmark's both
+# have some): a release build, or a `cargo build`/`cargo run` whose features differ from the
+# test build's, would add minutes to every run and prove nothing more here.
+step "caresync-bench --quick (the debug binaries the tests built)"
 DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+for binary in caresync caresync-bench samod-relay; do
+    [[ -x "$DEBUG_DIR/$binary" ]] || die "$DEBUG_DIR/$binary is missing: cargo test should have built it"
+done
 BENCH_OUT="$(CARESYNC_RELAY_BIN="$DEBUG_DIR/caresync" "$DEBUG_DIR/caresync-bench" --quick)" \
     || die "the quick benchmark failed"
 printf '%s\n' "$BENCH_OUT"
