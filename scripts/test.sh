@@ -97,8 +97,12 @@ node wasm/tests/node_smoke.mjs "$NODE_WASM_DIR"
 step "cargo fuzz build --dev"
 cargo_fuzz build --dev
 
+# The relay tests start the `caresync` binary this same build makes. Without the variable
+# the harness runs `cargo build -p caresync-server`, whose features (resolved for that
+# package alone) differ from the workspace test build's: two minutes of rebuilding in CI.
+DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 step "cargo test --workspace --no-fail-fast"
-cargo test --workspace --no-fail-fast
+CARESYNC_RELAY_BIN="$DEBUG_DIR/caresync" cargo test --workspace --no-fail-fast
 
 # The benchmark at a small size: checks that every workload still runs against every peer
 # and prints its table, not how fast (machines differ; BENCHMARKS.md has the full run).
@@ -107,7 +111,6 @@ cargo test --workspace --no-fail-fast
 # have some): a release build, or a `cargo build`/`cargo run` whose features differ from the
 # test build's, would add minutes to every run and prove nothing more here.
 step "caresync-bench --quick (the debug binaries the tests built)"
-DEBUG_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 for binary in caresync caresync-bench samod-relay; do
     [[ -x "$DEBUG_DIR/$binary" ]] || die "$DEBUG_DIR/$binary is missing: cargo test should have built it"
 done
