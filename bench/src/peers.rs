@@ -160,8 +160,6 @@ pub fn child_record(village: usize, name: &str) -> anyhow::Result<Record> {
 
 fn start_ours(villages: usize) -> anyhow::Result<Peer> {
     let relay = RelayProcess::start()?;
-    let db = relay.db_path();
-    let db = db.to_str().context("the temporary path is not UTF-8")?;
     let mut csv = format!(
         "code,name,level,parent\n370400,Prefecture,prefecture,\n370402,District,district,370400\n{TOWNSHIP},Township,township,370402\n"
     );
@@ -172,48 +170,19 @@ fn start_ours(villages: usize) -> anyhow::Result<Peer> {
             village + 1
         ));
     }
-    let csv_path = relay.dir().join("units.csv");
-    std::fs::write(&csv_path, csv).context("cannot write the org units")?;
-    let csv_path = csv_path
-        .to_str()
-        .context("the temporary path is not UTF-8")?;
-    relay.cli(&["org", "import", "--db", db, "--csv", csv_path], "")?;
+    relay.import_org_units(&csv)?;
     let mut directors = Vec::new();
     for village in 0..villages {
         let username = format!("director-{village}");
-        let code = village_code(village);
-        relay.cli(
-            &[
-                "user",
-                "add",
-                "--db",
-                db,
-                "--username",
-                &username,
-                "--role",
-                "village-child-director",
-                "--org-unit",
-                &code,
-            ],
-            &format!("{PASSWORD}\n"),
+        relay.add_user(
+            &username,
+            "village-child-director",
+            &village_code(village),
+            PASSWORD,
         )?;
         directors.push(login(&relay.http_base(), &username, PASSWORD)?);
     }
-    relay.cli(
-        &[
-            "user",
-            "add",
-            "--db",
-            db,
-            "--username",
-            "reviewer",
-            "--role",
-            "township-reviewer",
-            "--org-unit",
-            TOWNSHIP,
-        ],
-        &format!("{PASSWORD}\n"),
-    )?;
+    relay.add_user("reviewer", "township-reviewer", TOWNSHIP, PASSWORD)?;
     let reviewer = login(&relay.http_base(), "reviewer", PASSWORD)?;
     Ok(Peer {
         kind: Kind::Ours,

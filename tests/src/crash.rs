@@ -259,9 +259,6 @@ impl Run {
     /// with the command line, as an administrator would), and connects every phone.
     async fn set_up(seed: u64) -> anyhow::Result<Run> {
         let mut relay = RelayProcess::start()?;
-        let db = relay.db_path();
-        let db = db.to_str().context("the temporary path is not UTF-8")?;
-        let csv = relay.dir().join("org-units.csv");
         let mut units = String::from(
             "code,name,level,parent\n\
              370400,枣庄市,prefecture,\n\
@@ -271,28 +268,12 @@ impl Run {
         for (index, village) in VILLAGES.iter().enumerate() {
             units.push_str(&format!("{village},村{index},village,370402001\n"));
         }
-        std::fs::write(&csv, units).context("cannot write the org-unit CSV")?;
-        let csv = csv.to_str().context("the temporary path is not UTF-8")?;
-        relay.cli(&["org", "import", "--db", db, "--csv", csv], "")?;
+        relay.import_org_units(&units)?;
         let mut usernames = Vec::new();
         for (village_index, village) in VILLAGES.iter().enumerate() {
             for director in 0..DIRECTORS_PER_VILLAGE {
                 let username = format!("director-{village_index}-{director}");
-                relay.cli(
-                    &[
-                        "user",
-                        "add",
-                        "--db",
-                        db,
-                        "--username",
-                        &username,
-                        "--role",
-                        "village-child-director",
-                        "--org-unit",
-                        village,
-                    ],
-                    &format!("{PASSWORD}\n"),
-                )?;
+                relay.add_user(&username, "village-child-director", village, PASSWORD)?;
                 usernames.push((village_index, username));
             }
         }

@@ -177,6 +177,45 @@ impl RelayProcess {
         self.spawn()
     }
 
+    /// `caresync org import` of `csv` (the CLI's CSV: `code,name,level,parent` rows) into
+    /// this relay's database, as an administrator would. A running relay picks the units
+    /// up within `ORG_TREE_RELOAD_MS`.
+    pub fn import_org_units(&self, csv: &str) -> anyhow::Result<String> {
+        let path = self.dir().join("org-units.csv");
+        std::fs::write(&path, csv).context("cannot write the org-unit CSV")?;
+        let path = path.to_str().context("the temporary path is not UTF-8")?;
+        let db = self.db_path();
+        let db = db.to_str().context("the temporary path is not UTF-8")?;
+        self.cli(&["org", "import", "--db", db, "--csv", path], "")
+    }
+
+    /// `caresync user add` into this relay's database, the password given on stdin.
+    pub fn add_user(
+        &self,
+        username: &str,
+        role: &str,
+        org_unit: &str,
+        password: &str,
+    ) -> anyhow::Result<String> {
+        let db = self.db_path();
+        let db = db.to_str().context("the temporary path is not UTF-8")?;
+        self.cli(
+            &[
+                "user",
+                "add",
+                "--db",
+                db,
+                "--username",
+                username,
+                "--role",
+                role,
+                "--org-unit",
+                org_unit,
+            ],
+            &format!("{password}\n"),
+        )
+    }
+
     /// Runs another `caresync` subcommand (e.g. `user add`) with `stdin` as its input,
     /// from the workspace root. Returns its stdout; fails with its stderr if it fails.
     /// Pass `--db` yourself (see [`RelayProcess::db_path`]).

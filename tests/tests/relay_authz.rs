@@ -487,20 +487,11 @@ impl Fixture {
             .to_str()
             .context("the temporary path is UTF-8")?
             .to_owned();
-        relay.cli(
-            &[
-                "user",
-                "add",
-                "--db",
-                &db,
-                "--username",
-                "authz-reviewer-2",
-                "--role",
-                "township-reviewer",
-                "--org-unit",
-                OTHER_TOWNSHIP,
-            ],
-            &format!("{PASSWORD}\n"),
+        relay.add_user(
+            "authz-reviewer-2",
+            "township-reviewer",
+            OTHER_TOWNSHIP,
+            PASSWORD,
         )?;
         let mut tokens = HashMap::new();
         let expired = login_as(&relay, "demo-director-4")?;
