@@ -277,11 +277,11 @@ impl FuzzRelay {
             .iter()
             .filter(|(_, stored)| since.is_none_or(|since| stored.sequence > since))
             .filter_map(|(document, stored)| {
-                let kind = stored.meta.as_ref()?.kind.as_str().to_owned();
+                // Only documents with a known kind belong to a scope.
+                stored.meta.as_ref()?;
                 let heads = stored.heads.iter().map(|head| head.0).collect();
                 Some(ScopeEntry {
                     document_id: *document,
-                    kind,
                     heads,
                 })
             })

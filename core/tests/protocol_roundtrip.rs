@@ -71,11 +71,7 @@ fn remote_heads() -> impl Strategy<Value = RemoteHeads> {
 }
 
 fn scope_entry() -> impl Strategy<Value = ScopeEntry> {
-    (document_id(), text(), heads()).prop_map(|(document_id, kind, heads)| ScopeEntry {
-        document_id,
-        kind,
-        heads,
-    })
+    (document_id(), heads()).prop_map(|(document_id, heads)| ScopeEntry { document_id, heads })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -855,8 +851,7 @@ fn extension_messages_use_documented_keys() {
         cursor: 5,
         entries: vec![ScopeEntry {
             document_id: doc(),
-            kind: "visit".into(),
-            heads: vec![],
+            heads: vec![[0xcd; 32]],
         }],
         removed: vec![doc()],
         complete: false,
@@ -867,15 +862,33 @@ fn extension_messages_use_documented_keys() {
         e.str("senderId")?.str("relay")?;
         e.str("targetId")?.str("phone")?;
         e.str("cursor")?.u8(5)?;
-        e.str("entries")?.array(1)?.map(3)?;
-        e.str("documentId")?.str(DOC)?;
-        e.str("kind")?.str("visit")?;
-        e.str("heads")?.array(0)?;
-        e.str("removed")?.array(1)?.str(DOC)?;
+        e.str("entries")?.array(1)?.array(2)?;
+        e.bytes(doc().as_bytes())?;
+        e.array(1)?.bytes(&[0xcd; 32])?;
+        e.str("removed")?.array(1)?.bytes(doc().as_bytes())?;
         e.str("complete")?.bool(false)?;
         Ok(())
     });
     assert_eq!(m.encode(), expected);
+    // A reconnect lists every document of the scope; one entry with one head is 53 bytes.
+    let one_entry = m.encode().len();
+    let two_entries = Message::Scope {
+        sender_id: "relay".into(),
+        target_id: "phone".into(),
+        cursor: 5,
+        entries: vec![
+            ScopeEntry {
+                document_id: doc(),
+                heads: vec![[0xcd; 32]],
+            };
+            2
+        ],
+        removed: vec![doc()],
+        complete: false,
+    }
+    .encode()
+    .len();
+    assert_eq!(two_entries - one_entry, 53);
 }
 
 #[test]

@@ -238,11 +238,6 @@ impl World {
             })
             .map(|(id, stored)| ScopeEntry {
                 document_id: *id,
-                kind: stored
-                    .meta
-                    .as_ref()
-                    .map(|meta| meta.kind.as_str().to_owned())
-                    .unwrap_or_default(),
                 heads: stored.heads.iter().map(|head| head.0).collect(),
             })
             .collect()

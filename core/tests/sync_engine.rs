@@ -523,7 +523,6 @@ fn a_scope_listing_that_shows_the_relay_holds_our_heads_is_stored_as_acknowledge
         cursor: 5,
         entries: vec![ScopeEntry {
             document_id: document,
-            kind: "child".to_owned(),
             heads: heads.iter().map(|head| head.0).collect(),
         }],
         removed: Vec::new(),

@@ -37,7 +37,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use automerge::sync::{self, ChunkList, MessageVersion, SyncDoc};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use caresync_core::domain::Record;
@@ -968,7 +968,13 @@ async fn sync_cell(fixture: &mut Fixture, probe: Probe, who: Who) -> anyhow::Res
             .await?;
             ignored_outcome(&mut peer).await?
         }
-        Probe::ScopeRequest => scope_outcome(&mut peer, who, child).await?,
+        Probe::ScopeRequest => {
+            // A listing names documents only; their kinds come from the administrator's
+            // view, read now so that records stored by earlier cells are known.
+            let admin = fixture.token(Who::Admin).context("no admin token")?;
+            let kinds = every_records_kind(&fixture.relay, admin)?;
+            scope_outcome(&mut peer, who, child, &kinds).await?
+        }
         Probe::ScopeRequestUnagreed => {
             peer.send(&Message::ScopeRequest {
                 sender_id,
@@ -1274,19 +1280,57 @@ async fn ephemeral_outcome(
     })
 }
 
+/// The kind of every record the bureau administrator can list through the API (all of
+/// the demo prefecture's). A scope listing names documents only.
+fn every_records_kind(
+    relay: &RelayProcess,
+    admin: &str,
+) -> anyhow::Result<HashMap<DocumentId, Kind>> {
+    let mut kinds = HashMap::new();
+    for kind in [Kind::Child, Kind::Visit, Kind::Elder, Kind::Log] {
+        for page in 1.. {
+            let url = format!(
+                "{}/api/v1/records?kind={}&page_size=500&page={page}",
+                relay.http_base(),
+                kind.api_name()
+            );
+            let list = get(&url, Some(admin))?.json()?;
+            let items = list["items"]
+                .as_array()
+                .with_context(|| format!("no items: {list}"))?;
+            for item in items {
+                let id = item["id"]
+                    .as_str()
+                    .with_context(|| format!("no id: {item}"))?;
+                kinds.insert(id.parse::<DocumentId>()?, kind);
+            }
+            if items.len() < 500 {
+                break;
+            }
+        }
+    }
+    ensure!(kinds.len() > 100, "only {} demo records", kinds.len());
+    Ok(kinds)
+}
+
 /// Lists the whole scope and says whether the child is in it. The listing must also hold
 /// only kinds the role may read at all, whatever the document.
-async fn scope_outcome(peer: &mut RawPeer, who: Who, child: DocumentId) -> anyhow::Result<Outcome> {
+async fn scope_outcome(
+    peer: &mut RawPeer,
+    who: Who,
+    child: DocumentId,
+    kinds: &HashMap<DocumentId, Kind>,
+) -> anyhow::Result<Outcome> {
     peer.send(&Message::ScopeRequest {
         sender_id: peer.peer_id(),
         target_id: peer.relay_id(),
         since: None,
     })
     .await?;
-    let readable: &[&str] = match who {
-        Who::Director | Who::OtherVillage => &["child", "home-visit"],
-        Who::Worker => &["elder", "service-log"],
-        _ => &["child", "home-visit", "elder", "service-log"],
+    let readable: &[Kind] = match who {
+        Who::Director | Who::OtherVillage => &[Kind::Child, Kind::Visit],
+        Who::Worker => &[Kind::Elder, Kind::Log],
+        _ => &[Kind::Child, Kind::Visit, Kind::Elder, Kind::Log],
     };
     let mut listed = false;
     loop {
@@ -1297,14 +1341,23 @@ async fn scope_outcome(peer: &mut RawPeer, who: Who, child: DocumentId) -> anyho
         else {
             return Ok(unexpected(&received));
         };
-        if let Some(entry) = entries
-            .iter()
-            .find(|entry| !readable.contains(&entry.kind.as_str()))
-        {
-            return Ok(Outcome::Other(format!(
-                "lists a {} ({})",
-                entry.kind, entry.document_id
-            )));
+        for entry in entries {
+            match kinds.get(&entry.document_id) {
+                Some(kind) if readable.contains(kind) => {}
+                Some(kind) => {
+                    return Ok(Outcome::Other(format!(
+                        "lists a {} ({})",
+                        kind.api_name(),
+                        entry.document_id
+                    )));
+                }
+                None => {
+                    return Ok(Outcome::Other(format!(
+                        "lists {}, which is no demo record",
+                        entry.document_id
+                    )));
+                }
+            }
         }
         listed |= entries.iter().any(|entry| entry.document_id == child);
         if *complete {

@@ -651,7 +651,6 @@ impl Relay {
                                     .iter()
                                     .map(|(document, stored)| ScopeEntry {
                                         document_id: *document,
-                                        kind: "child".into(),
                                         heads: stored.heads.iter().map(|h| h.0).collect(),
                                     })
                                     .collect(),

@@ -25,11 +25,16 @@
 //! | `type` | other keys |
 //! |---|---|
 //! | `caresync-scope-request` | `since` (uint, optional: absent asks for the whole scope) |
-//! | `caresync-scope` | `cursor` (uint), `entries` (array of `{documentId, kind, heads}`), `removed` (array of document ids), `complete` (bool) |
+//! | `caresync-scope` | `cursor` (uint), `entries` (array of `[documentId, heads]`), `removed` (array of document ids), `complete` (bool) |
 //! | `caresync-refused` | `documentId`, `code` (text), `message` (text), `heads` (array of 32-byte byte strings) |
 //!
-//! In `entries`, `documentId` is a document id, `kind` text and `heads` an array of 32-byte
-//! change hashes sent as byte strings. `entries`, `removed` and the `heads` of
+//! Each of `entries` is a two-item array: the document id as its 16 bytes, and `heads`, an
+//! array of 32-byte change hashes as byte strings; `removed` holds ids as 16 bytes too.
+//! A reconnect lists up to every document of the scope, so the listing is kept dense: an
+//! entry with one head takes 53 bytes, where the first form of this message (a map with
+//! the keys `documentId`, `kind` and `heads` and the id as text) took about 92. The decoder
+//! still accepts that map form, and array entries with more than two items (the rest is
+//! skipped, room for newer relays). `entries`, `removed` and the `heads` of
 //! `caresync-refused` are always sent; a decoder treats a missing one as empty.
 //!
 //! # Decoding
@@ -389,15 +394,12 @@ fn write_message(e: &mut Enc, m: &Message) -> EncResult {
             write_js_uint(e, *cursor)?;
             e.str("entries")?.array(len_u64(entries.len()))?;
             for entry in entries {
-                e.map(3)?;
-                e.str("documentId")?.str(&entry.document_id.to_string())?;
-                e.str("kind")?.str(&entry.kind)?;
-                e.str("heads")?;
+                e.array(2)?.bytes(entry.document_id.as_bytes())?;
                 write_heads(e, &entry.heads)?;
             }
             e.str("removed")?.array(len_u64(removed.len()))?;
             for id in removed {
-                e.str(&id.to_string())?;
+                e.bytes(id.as_bytes())?;
             }
             e.str("complete")?.bool(*complete)?;
         }
@@ -1139,14 +1141,35 @@ fn read_new_heads(
 }
 
 fn read_scope_entries(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<Vec<ScopeEntry>> {
-    read_array(d, field, SCOPE_ENTRIES_MAX, |d| {
-        let f = scan_nested(d, field, SCOPE_ENTRY_KEYS, LEVEL_DOUBLY_NESTED_VALUES)?;
-        Ok(ScopeEntry {
-            document_id: f.required("documentId", read_document_id)?,
-            kind: f.required("kind", read_string)?,
-            heads: f.optional("heads", read_heads)?.unwrap_or_default(),
-        })
+    read_array(d, field, SCOPE_ENTRIES_MAX, |d| match peek(d)? {
+        Type::Array | Type::ArrayIndef => read_scope_entry_array(d, field),
+        _ => {
+            // The first form of the message; `kind` was never used by a device.
+            let f = scan_nested(d, field, SCOPE_ENTRY_KEYS, LEVEL_DOUBLY_NESTED_VALUES)?;
+            Ok(ScopeEntry {
+                document_id: f.required("documentId", read_document_id)?,
+                heads: f.optional("heads", read_heads)?.unwrap_or_default(),
+            })
+        }
     })
+}
+
+/// `[documentId, heads, ...]`: items after the second are skipped.
+fn read_scope_entry_array(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<ScopeEntry> {
+    let len = d.array().map_err(|e| cbor_error(e, field))?;
+    if len.is_some_and(|n| n < 2) {
+        return Err(DecodeError::MissingField(field));
+    }
+    let document_id = read_document_id(d, field)?;
+    let heads = read_heads(d, field)?;
+    skip_items(
+        d,
+        len.map(|n| n.saturating_sub(2)),
+        1,
+        LEVEL_NESTED_VALUES,
+        field,
+    )?;
+    Ok(ScopeEntry { document_id, heads })
 }
 
 fn read_removed(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<Vec<DocumentId>> {

@@ -40,8 +40,6 @@ pub struct RemoteHeads {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScopeEntry {
     pub document_id: DocumentId,
-    /// The document kind (`child`, `visit`, ...), so a device can show counts before syncing.
-    pub kind: String,
     /// The relay's durable heads of the document: 32-byte change hashes.
     pub heads: Vec<[u8; 32]>,
 }

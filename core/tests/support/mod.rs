@@ -391,7 +391,6 @@ impl World {
                     })
                     .map(|(id, stored)| ScopeEntry {
                         document_id: *id,
-                        kind: "child".to_owned(),
                         heads: stored.heads.iter().map(|head| head.0).collect(),
                     })
                     .collect();

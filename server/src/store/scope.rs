@@ -115,7 +115,6 @@ impl DocumentStore {
             }
             let entry = ScopeEntry {
                 document_id: document,
-                kind: meta.kind.as_str().to_owned(),
                 heads: decode_heads(&id, &candidate.heads)?,
             };
             listed.push((candidate.seq, entry));
@@ -271,7 +270,6 @@ mod tests {
             .iter()
             .find(|e| e.document_id == doc_id(4))
             .unwrap();
-        assert_eq!(entry.kind, "child");
         assert_eq!(entry.heads, vec![hash(4).0]);
 
         // Two documents of village A and one of B change after the cursor.

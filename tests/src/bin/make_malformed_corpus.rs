@@ -1285,7 +1285,6 @@ fn type_cases(corpus: &mut Corpus, docs: &Docs) {
                 cursor: 7,
                 entries: vec![ScopeEntry {
                     document_id: docs.unknown,
-                    kind: "child".to_owned(),
                     heads: vec![[1; 32]],
                 }],
                 removed: vec![docs.own],

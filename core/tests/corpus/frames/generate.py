@@ -156,6 +156,27 @@ FRAMES = {
         + BREAK
     ),
     "ok-ephemeral-count-float64": ephemeral(f64(3.0)),
+    "ok-caresync-scope-page-arrays": cmap(
+        ("type", tstr("caresync-scope")),
+        ("senderId", tstr("relay")),
+        ("targetId", tstr("phone")),
+        ("cursor", uint(42)),
+        # Two entries: `[id, heads]`, and one from a newer relay with a third item to skip.
+        ("entries", arr(arr(bstr(DOC_BYTES), arr(bstr(bytes(range(32))))),
+                        arr(bstr(DOC_BYTES), arr(), cmap(("future", uint(1)))))),
+        ("removed", arr(bstr(DOC_BYTES))),
+        ("complete", TRUE),
+    ),
+    "scope-entry-array-without-heads": cmap(
+        ("type", tstr("caresync-scope")),
+        ("senderId", tstr("relay")),
+        ("targetId", tstr("phone")),
+        ("cursor", uint(42)),
+        ("entries", arr(arr(bstr(DOC_BYTES)))),
+        ("removed", arr()),
+        ("complete", TRUE),
+    ),
+    # The first form of the message, still accepted.
     "ok-caresync-scope-page": cmap(
         ("type", tstr("caresync-scope")),
         ("senderId", tstr("relay")),
