@@ -268,7 +268,10 @@ impl FuzzRelay {
     /// Answers one storage request; the scope listing, which the memory store leaves to the
     /// relay's driver, lists every stored document as the SQL listing would for an admin.
     fn execute(&mut self, id: crate::sync::StorageOpId, op: &StorageOp) -> StorageCompletion {
-        let StorageOp::ListScope { since, .. } = op else {
+        let StorageOp::ListScope {
+            since, documents, ..
+        } = op
+        else {
             return self.store.execute(id, op);
         };
         let entries = self
@@ -283,6 +286,7 @@ impl FuzzRelay {
                 Some(ScopeEntry {
                     document_id: *document,
                     heads,
+                    document: documents.then(|| stored.stored_bytes()),
                 })
             })
             .collect();

@@ -71,7 +71,13 @@ fn remote_heads() -> impl Strategy<Value = RemoteHeads> {
 }
 
 fn scope_entry() -> impl Strategy<Value = ScopeEntry> {
-    (document_id(), heads()).prop_map(|(document_id, heads)| ScopeEntry { document_id, heads })
+    (document_id(), heads(), option::of(data())).prop_map(|(document_id, heads, document)| {
+        ScopeEntry {
+            document_id,
+            heads,
+            document,
+        }
+    })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -170,13 +176,20 @@ fn message() -> impl Strategy<Value = Message> {
                     new_heads,
                 }
             }),
-        (peer_id(), peer_id(), option::of(any::<u64>())).prop_map(
-            |(sender_id, target_id, since)| Message::ScopeRequest {
-                sender_id,
-                target_id,
-                since,
-            }
-        ),
+        (
+            peer_id(),
+            peer_id(),
+            option::of(any::<u64>()),
+            any::<bool>()
+        )
+            .prop_map(
+                |(sender_id, target_id, since, documents)| Message::ScopeRequest {
+                    sender_id,
+                    target_id,
+                    since,
+                    documents,
+                }
+            ),
         (
             peer_id(),
             peer_id(),
@@ -852,6 +865,7 @@ fn extension_messages_use_documented_keys() {
         entries: vec![ScopeEntry {
             document_id: doc(),
             heads: vec![[0xcd; 32]],
+            document: None,
         }],
         removed: vec![doc()],
         complete: false,
@@ -880,6 +894,7 @@ fn extension_messages_use_documented_keys() {
             ScopeEntry {
                 document_id: doc(),
                 heads: vec![[0xcd; 32]],
+                document: None,
             };
             2
         ],

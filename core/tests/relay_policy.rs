@@ -219,7 +219,12 @@ impl World {
     }
 
     /// The documents the account of `connection` may see, changed after `since`.
-    fn list_scope(&self, connection: ConnectionId, since: Option<u64>) -> Vec<ScopeEntry> {
+    fn list_scope(
+        &self,
+        connection: ConnectionId,
+        since: Option<u64>,
+        documents: bool,
+    ) -> Vec<ScopeEntry> {
         let Some(link) = self.links.get(&connection) else {
             return Vec::new();
         };
@@ -239,6 +244,7 @@ impl World {
             .map(|(id, stored)| ScopeEntry {
                 document_id: *id,
                 heads: stored.heads.iter().map(|head| head.0).collect(),
+                document: documents.then(|| stored.stored_bytes()),
             })
             .collect()
     }
@@ -254,10 +260,14 @@ impl World {
                 document,
                 stored: self.relay.store.load(&document),
             },
-            StorageOp::ListScope { connection, since } => StorageCompletion::ScopeListed {
+            StorageOp::ListScope {
+                connection,
+                since,
+                documents,
+            } => StorageCompletion::ScopeListed {
                 id,
                 cursor: self.relay.store.sequence,
-                entries: self.list_scope(connection, since),
+                entries: self.list_scope(connection, since, documents),
                 removed: Vec::new(),
             },
             _ => StorageCompletion::Written { id },

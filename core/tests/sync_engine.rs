@@ -297,6 +297,65 @@ fn reconnecting_with_nothing_new_costs_two_round_trips() {
     assert!(bytes < 1_024, "{bytes} bytes");
 }
 
+/// Runs one device's connection until the device has nothing more to send; returns the
+/// types of the frames it sent.
+fn settle_one(world: &mut World, device: usize) -> Vec<&'static str> {
+    let connection = world.devices[device].connection.unwrap();
+    let mut sent = Vec::new();
+    loop {
+        let to_relay: Vec<Vec<u8>> = world.links[&connection].to_relay.iter().cloned().collect();
+        if to_relay.is_empty() {
+            return sent;
+        }
+        for frame in &to_relay {
+            sent.push(Message::decode(frame).unwrap().type_name());
+        }
+        while world.deliver(connection, true) {}
+        while world.complete_relay_storage() {}
+        while world.deliver(connection, false) {}
+        while world.complete_device_storage(device) {}
+    }
+}
+
+#[test]
+fn a_first_sync_takes_the_documents_with_the_listing_without_an_exchange_per_document() {
+    let mut world = World::new(9);
+    world.connect(0);
+    let documents: Vec<DocumentId> = (0..20).map(|_| world.create_document(0)).collect();
+    settle_one(&mut world, 0);
+
+    // Device 2 is a new phone of device 0's village.
+    world.connect(2);
+    assert_eq!(
+        settle_one(&mut world, 2),
+        ["join", "caresync-scope-request"]
+    );
+    for document in &documents {
+        assert_eq!(
+            device_doc(&world, 2, document).get_heads(),
+            relay_heads(&world, document)
+        );
+    }
+    let phone = &world.devices[2].node;
+    assert!(phone.repo.unsynced_documents().is_empty());
+    assert!(
+        phone.store.scope_cursor.is_some(),
+        "the listing was not recorded as complete"
+    );
+
+    // The copies are ordinary documents afterwards: edits flow both ways.
+    world.edit_document(0, documents[0], "note", 7, false);
+    assert!(world.edit_document(2, documents[1], "note", 8, false));
+    quiet(&mut world);
+    let note = |doc: &Automerge| {
+        doc.get(ROOT, "note")
+            .unwrap()
+            .map(|(value, _)| value.as_u64())
+    };
+    assert_eq!(note(&device_doc(&world, 2, &documents[0])), Some(Some(7)));
+    assert_eq!(note(&device_doc(&world, 0, &documents[1])), Some(Some(8)));
+}
+
 fn relay_alone() -> Repo<VillagePolicy> {
     Repo::new(
         RepoConfig::new(PeerId::from("relay"), Role::Relay, actor(0, 0)),
@@ -524,6 +583,7 @@ fn a_scope_listing_that_shows_the_relay_holds_our_heads_is_stored_as_acknowledge
         entries: vec![ScopeEntry {
             document_id: document,
             heads: heads.iter().map(|head| head.0).collect(),
+            document: None,
         }],
         removed: Vec::new(),
         complete: true,

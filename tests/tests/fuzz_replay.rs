@@ -350,6 +350,7 @@ fn relay_seeds() -> Vec<(String, Vec<u8>)> {
                 sender_id: sender_id.clone(),
                 target_id: target_id.clone(),
                 since: None,
+                documents: true,
             },
         ),
         (
@@ -358,6 +359,7 @@ fn relay_seeds() -> Vec<(String, Vec<u8>)> {
                 sender_id: sender_id.clone(),
                 target_id: target_id.clone(),
                 since: Some(0),
+                documents: false,
             },
         ),
         (

@@ -980,6 +980,7 @@ async fn sync_cell(fixture: &mut Fixture, probe: Probe, who: Who) -> anyhow::Res
                 sender_id,
                 target_id,
                 since: None,
+                documents: false,
             })
             .await?;
             closing(&mut peer).await?
@@ -1321,10 +1322,13 @@ async fn scope_outcome(
     child: DocumentId,
     kinds: &HashMap<DocumentId, Kind>,
 ) -> anyhow::Result<Outcome> {
+    // With the documents, as a first sync asks: each must be the listed document at the
+    // listed heads, and only of a kind the role may read.
     peer.send(&Message::ScopeRequest {
         sender_id: peer.peer_id(),
         target_id: peer.relay_id(),
         since: None,
+        documents: true,
     })
     .await?;
     let readable: &[Kind] = match who {
@@ -1342,6 +1346,21 @@ async fn scope_outcome(
             return Ok(unexpected(&received));
         };
         for entry in entries {
+            let Some(bytes) = &entry.document else {
+                return Ok(Outcome::Other(format!(
+                    "lists {} without the document asked for",
+                    entry.document_id
+                )));
+            };
+            let carried_heads: Vec<[u8; 32]> = Automerge::load(bytes)
+                .map(|doc| doc.get_heads().iter().map(|head| head.0).collect())
+                .unwrap_or_default();
+            if carried_heads != entry.heads {
+                return Ok(Outcome::Other(format!(
+                    "carries {} at other heads than it lists",
+                    entry.document_id
+                )));
+            }
             match kinds.get(&entry.document_id) {
                 Some(kind) if readable.contains(kind) => {}
                 Some(kind) => {

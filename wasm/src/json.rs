@@ -316,7 +316,10 @@ pub fn storage_op_to_json(op: StorageOp) -> StorageOpJson {
                 heads,
             }
         }
-        StorageOp::ListScope { connection, since } => StorageOpJson::ListScope {
+        // A phone never lists a scope; the variant exists so that every op has a shape.
+        StorageOp::ListScope {
+            connection, since, ..
+        } => StorageOpJson::ListScope {
             connection: connection.0,
             since,
         },

@@ -190,6 +190,7 @@ fn storage_ops() {
             StorageOp::ListScope {
                 connection: ConnectionId(1),
                 since: None,
+                documents: true,
             },
             json!({"type": "list-scope", "connection": 1, "since": null}),
         ),
@@ -642,20 +643,23 @@ impl Relay {
                     Effect::Storage { id, op } => {
                         let completion = match op {
                             // One account sees everything it stored.
-                            StorageOp::ListScope { .. } => StorageCompletion::ScopeListed {
-                                id,
-                                cursor: self.store.sequence,
-                                entries: self
-                                    .store
-                                    .documents
-                                    .iter()
-                                    .map(|(document, stored)| ScopeEntry {
-                                        document_id: *document,
-                                        heads: stored.heads.iter().map(|h| h.0).collect(),
-                                    })
-                                    .collect(),
-                                removed: Vec::new(),
-                            },
+                            StorageOp::ListScope { documents, .. } => {
+                                StorageCompletion::ScopeListed {
+                                    id,
+                                    cursor: self.store.sequence,
+                                    entries: self
+                                        .store
+                                        .documents
+                                        .iter()
+                                        .map(|(document, stored)| ScopeEntry {
+                                            document_id: *document,
+                                            heads: stored.heads.iter().map(|h| h.0).collect(),
+                                            document: documents.then(|| stored.stored_bytes()),
+                                        })
+                                        .collect(),
+                                    removed: Vec::new(),
+                                }
+                            }
                             op => self.store.execute(id, &op),
                         };
                         self.repo.storage_completed(NOW, completion);

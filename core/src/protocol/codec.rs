@@ -24,17 +24,19 @@
 //!
 //! | `type` | other keys |
 //! |---|---|
-//! | `caresync-scope-request` | `since` (uint, optional: absent asks for the whole scope) |
-//! | `caresync-scope` | `cursor` (uint), `entries` (array of `[documentId, heads]`), `removed` (array of document ids), `complete` (bool) |
+//! | `caresync-scope-request` | `since` (uint, optional: absent asks for the whole scope), `documents` (bool, optional: true asks for the documents too) |
+//! | `caresync-scope` | `cursor` (uint), `entries` (array of `[documentId, heads]` or `[documentId, heads, document]`), `removed` (array of document ids), `complete` (bool) |
 //! | `caresync-refused` | `documentId`, `code` (text), `message` (text), `heads` (array of 32-byte byte strings) |
 //!
-//! Each of `entries` is a two-item array: the document id as its 16 bytes, and `heads`, an
-//! array of 32-byte change hashes as byte strings; `removed` holds ids as 16 bytes too.
+//! Each of `entries` is an array: the document id as its 16 bytes, and `heads`, an array
+//! of 32-byte change hashes as byte strings; `removed` holds ids as 16 bytes too. When the
+//! request said `documents: true`, an entry may have a third item, a byte string holding
+//! the document at those heads (automerge chunks, concatenated).
 //! A reconnect lists up to every document of the scope, so the listing is kept dense: an
 //! entry with one head takes 53 bytes, where the first form of this message (a map with
 //! the keys `documentId`, `kind` and `heads` and the id as text) took about 92. The decoder
-//! still accepts that map form, and array entries with more than two items (the rest is
-//! skipped, room for newer relays). `entries`, `removed` and the `heads` of
+//! still accepts that map form. A third item that is not a byte string, and any item after
+//! the third, is skipped: room for newer relays. `entries`, `removed` and the `heads` of
 //! `caresync-refused` are always sent; a decoder treats a missing one as empty.
 //!
 //! # Decoding
@@ -368,14 +370,18 @@ fn write_message(e: &mut Enc, m: &Message) -> EncResult {
             sender_id,
             target_id,
             since,
+            documents,
         } => {
-            e.map(3 + present(since))?;
+            e.map(3 + present(since) + u64::from(*documents))?;
             e.str("type")?.str(ty)?;
             e.str("senderId")?.str(sender_id.as_str())?;
             e.str("targetId")?.str(target_id.as_str())?;
             if let Some(since) = since {
                 e.str("since")?;
                 write_js_uint(e, *since)?;
+            }
+            if *documents {
+                e.str("documents")?.bool(true)?;
             }
         }
         Message::Scope {
@@ -394,8 +400,12 @@ fn write_message(e: &mut Enc, m: &Message) -> EncResult {
             write_js_uint(e, *cursor)?;
             e.str("entries")?.array(len_u64(entries.len()))?;
             for entry in entries {
-                e.array(2)?.bytes(entry.document_id.as_bytes())?;
+                let items = if entry.document.is_some() { 3 } else { 2 };
+                e.array(items)?.bytes(entry.document_id.as_bytes())?;
                 write_heads(e, &entry.heads)?;
+                if let Some(document) = &entry.document {
+                    e.bytes(document)?;
+                }
             }
             e.str("removed")?.array(len_u64(removed.len()))?;
             for id in removed {
@@ -479,6 +489,7 @@ const MESSAGE_KEYS: &[&str] = &[
     "remove",
     "newHeads",
     "since",
+    "documents",
     "cursor",
     "entries",
     "removed",
@@ -583,6 +594,7 @@ fn build_message(ty: &str, f: &Fields<'_>) -> DecodeResult<Message> {
             sender_id: f.required("senderId", read_peer_id)?,
             target_id: f.required("targetId", read_peer_id)?,
             since: f.optional("since", read_uint)?,
+            documents: f.optional("documents", read_bool)?.unwrap_or(false),
         },
         "caresync-scope" => Message::Scope {
             sender_id: f.required("senderId", read_peer_id)?,
@@ -1149,12 +1161,14 @@ fn read_scope_entries(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<
             Ok(ScopeEntry {
                 document_id: f.required("documentId", read_document_id)?,
                 heads: f.optional("heads", read_heads)?.unwrap_or_default(),
+                document: None,
             })
         }
     })
 }
 
-/// `[documentId, heads, ...]`: items after the second are skipped.
+/// `[documentId, heads, document?, ...]`: a third item that is not a byte string, and
+/// items after the third, are skipped.
 fn read_scope_entry_array(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<ScopeEntry> {
     let len = d.array().map_err(|e| cbor_error(e, field))?;
     if len.is_some_and(|n| n < 2) {
@@ -1162,14 +1176,32 @@ fn read_scope_entry_array(d: &mut Decoder<'_>, field: &'static str) -> DecodeRes
     }
     let document_id = read_document_id(d, field)?;
     let heads = read_heads(d, field)?;
+    let mut read = 2u64;
+    let mut document = None;
+    let third_present = match len {
+        Some(n) => n > 2,
+        None => !matches!(peek(d)?, Type::Break),
+    };
+    if third_present {
+        read = 3;
+        if matches!(peek(d)?, Type::Bytes | Type::BytesIndef | Type::Tag) {
+            document = Some(read_data(d, field)?);
+        } else {
+            skip_value(d, LEVEL_DOUBLY_NESTED_VALUES, field)?;
+        }
+    }
     skip_items(
         d,
-        len.map(|n| n.saturating_sub(2)),
+        len.map(|n| n.saturating_sub(read)),
         1,
         LEVEL_NESTED_VALUES,
         field,
     )?;
-    Ok(ScopeEntry { document_id, heads })
+    Ok(ScopeEntry {
+        document_id,
+        heads,
+        document,
+    })
 }
 
 fn read_removed(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<Vec<DocumentId>> {

@@ -42,6 +42,11 @@ pub struct ScopeEntry {
     pub document_id: DocumentId,
     /// The relay's durable heads of the document: 32-byte change hashes.
     pub heads: Vec<[u8; 32]>,
+    /// The document itself at `heads` (the relay's stored chunks, concatenated, as
+    /// `Automerge::load` reads them), when the request asked for documents. A first sync
+    /// then needs no exchange per document: the envelopes of a `request`, its answer and
+    /// the acknowledgement cost more than a small record itself.
+    pub document: Option<Vec<u8>>,
 }
 
 /// One frame of the protocol. [`Message::encode`] and [`Message::decode`] convert it to and
@@ -110,6 +115,8 @@ pub enum Message {
         target_id: PeerId,
         /// The cursor of the previous answer; `None` asks for the whole scope.
         since: Option<u64>,
+        /// Send each listed document with its entry: the device holds none of them yet.
+        documents: bool,
     },
     /// Extension `caresync-scope`: the answer. When `complete` is false more pages follow.
     Scope {

@@ -29,6 +29,13 @@ pub(crate) enum Waiting {
     },
     /// Start syncing this document with a connection (device side).
     BeginSync(ConnectionId),
+    /// The document as a scope listing carried it, at the relay's durable `heads`
+    /// (device side).
+    Listed {
+        connection: ConnectionId,
+        bytes: Vec<u8>,
+        heads: Vec<ChangeHash>,
+    },
 }
 
 /// One step of a document's pipeline. Steps complete in order: the sync state of a peer
@@ -49,6 +56,10 @@ pub(crate) struct PendingWrite {
     pub done: bool,
     /// Made on this device (so the user can be told it is saved).
     pub local: bool,
+    /// Device: the changes came with a scope listing of this connection, which holds
+    /// them durably at these heads. Once they are stored the document needs no exchange
+    /// with that relay if nothing else changed meanwhile.
+    pub listed: Option<(ConnectionId, Vec<ChangeHash>)>,
 }
 
 #[derive(Debug)]

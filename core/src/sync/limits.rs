@@ -33,6 +33,17 @@ pub const HANDSHAKE_MS_MAX: u64 = 10_000;
 
 /// Entries of one `caresync-scope` page.
 pub const SCOPE_ENTRIES_PER_PAGE_MAX: usize = 2_000;
+/// Bytes of documents in one `caresync-scope` page: a page is closed once its documents
+/// reach this, so a first sync arrives in frames far below the 8 MiB frame limit and a
+/// phone can store one page while the next is on its way.
+pub const SCOPE_PAGE_DOCUMENT_BYTES_MAX: usize = 512 * 1024;
+/// The largest document a listing carries; a larger one is synced the usual way, by the
+/// automerge sync protocol, where a change at a time is enough.
+pub const SCOPE_DOCUMENT_BYTES_MAX: usize = 64 * 1024;
+/// Bytes of documents one listing carries in all. The relay holds a listing in memory
+/// until it is sent; documents past this are listed without their bytes and synced the
+/// usual way. 32 MiB covers a township reviewer's ~40,000 small records.
+pub const SCOPE_LISTING_DOCUMENT_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// Distinct ephemeral sessions remembered per connection for duplicate suppression.
 pub const EPHEMERAL_SESSIONS_PER_CONNECTION_MAX: usize = 256;

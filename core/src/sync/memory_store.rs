@@ -59,6 +59,18 @@ pub enum MemoryStoreError {
     ListScope,
 }
 
+impl MemoryDocument {
+    /// Everything stored, as one byte string `Automerge::load` reads: the snapshot, then
+    /// the change rows. A relay's scope listing sends this when asked for documents.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.snapshot.clone().unwrap_or_default();
+        for row in self.rows.values() {
+            bytes.extend_from_slice(row);
+        }
+        bytes
+    }
+}
+
 impl MemoryStore {
     /// Carries out a write. Reads (`Load`, `ListScope`) change nothing; answer them with
     /// [`MemoryStore::load`] or from the caller's own tables, or use

@@ -60,6 +60,10 @@ pub enum StorageOp {
     ListScope {
         connection: super::ConnectionId,
         since: Option<u64>,
+        /// Send each listed document's stored chunks with its entry
+        /// ([`ScopeEntry::document`](crate::protocol::ScopeEntry)), within the limits of
+        /// `SCOPE_DOCUMENT_BYTES_MAX` and `SCOPE_LISTING_DOCUMENT_BYTES_MAX`.
+        documents: bool,
     },
     /// Device: every document listed by the relay's scope answer is now in sync; keep the
     /// cursor so the next reconnect asks only for what changed after it.

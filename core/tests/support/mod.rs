@@ -371,7 +371,11 @@ impl World {
                 document,
                 stored: self.relay.store.load(&document),
             },
-            StorageOp::ListScope { connection, since } => {
+            StorageOp::ListScope {
+                connection,
+                since,
+                documents,
+            } => {
                 let village = self
                     .links
                     .get(&connection)
@@ -392,6 +396,7 @@ impl World {
                     .map(|(id, stored)| ScopeEntry {
                         document_id: *id,
                         heads: stored.heads.iter().map(|head| head.0).collect(),
+                        document: documents.then(|| stored.stored_bytes()),
                     })
                     .collect();
                 StorageCompletion::ScopeListed {

@@ -338,7 +338,11 @@ impl Engine {
                     report,
                 }))
             }
-            StorageOp::ListScope { connection, since } => {
+            StorageOp::ListScope {
+                connection,
+                since,
+                documents,
+            } => {
                 let Some(peer) = self.peers.get(&connection) else {
                     return Some(StorageCompletion::Failed {
                         id,
@@ -348,6 +352,7 @@ impl Engine {
                 StorageWork::ListScope {
                     account: Box::new(peer.account.clone()),
                     since,
+                    documents,
                 }
             }
             StorageOp::SaveScopeCursor { .. } | StorageOp::PutRelayHeads { .. } => {
@@ -611,7 +616,7 @@ mod tests {
                 work.as_slice(),
                 [
                     StorageWork::SetPolicy(_),
-                    StorageWork::ListScope { account, since: None }
+                    StorageWork::ListScope { account, since: None, documents: false }
                 ] if account.id == director().id
             ),
             "{work:?}"

@@ -9,14 +9,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use caresync_core::domain::{Account, Role};
-use caresync_core::protocol::DocumentId;
+use caresync_core::protocol::{DocumentId, ScopeEntry};
 use caresync_core::relay_policy::RelayPolicy;
+use caresync_core::sync::limits::{SCOPE_DOCUMENT_BYTES_MAX, SCOPE_LISTING_DOCUMENT_BYTES_MAX};
 use caresync_core::sync::{Access, Policy, StorageCompletion, StorageOpId};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::events::EngineEvent;
 use super::limits::STORAGE_BATCH_OPS_MAX;
-use crate::store::{DocumentStore, ScopeQuery, WriteOp};
+use crate::store::{DocumentStore, ScopeQuery, StoreError, WriteOp};
 
 /// One request for the storage thread. `id` is `None` for writes nobody waits for (audit).
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub enum StorageWork {
     ListScope {
         account: Box<Account>,
         since: Option<u64>,
+        /// Send the listed documents' stored chunks too (a device's first sync).
+        documents: bool,
     },
     /// The org tree changed: later scope listings judge with the new one.
     SetPolicy(Box<RelayPolicy>),
@@ -105,9 +108,13 @@ fn run_round(
                 });
             }
             StorageWork::SetPolicy(next) => *policy = *next,
-            StorageWork::ListScope { account, since } => {
+            StorageWork::ListScope {
+                account,
+                since,
+                documents,
+            } => {
                 let Some(id) = job.id else { continue };
-                completions.push(list_scope(store, policy, id, &account, since));
+                completions.push(list_scope(store, policy, id, &account, since, documents));
             }
         }
     }
@@ -165,12 +172,21 @@ fn list_scope(
     id: StorageOpId,
     account: &Account,
     since: Option<u64>,
+    documents: bool,
 ) -> StorageCompletion {
     let query = scope_query(policy, account);
     let visible = |document: &DocumentId, meta: &caresync_core::domain::DocumentMeta| {
         policy.access(account, document, Some(meta)) != Access::None
     };
-    match store.list_scope(&query, since, &visible) {
+    let listed = store
+        .list_scope(&query, since, &visible)
+        .and_then(|mut listing| {
+            if documents {
+                attach_documents(store, &mut listing.entries)?;
+            }
+            Ok(listing)
+        });
+    match listed {
         Ok(listing) => StorageCompletion::ScopeListed {
             id,
             cursor: listing.cursor,
@@ -185,6 +201,37 @@ fn list_scope(
             }
         }
     }
+}
+
+/// Puts each listed document's stored chunks into its entry, read in the same storage
+/// round as the listing, so they are exactly the listed heads. Documents larger than
+/// `SCOPE_DOCUMENT_BYTES_MAX`, and all once the listing carries
+/// `SCOPE_LISTING_DOCUMENT_BYTES_MAX`, stay without: the device syncs those the usual way.
+fn attach_documents(store: &DocumentStore, entries: &mut [ScopeEntry]) -> Result<(), StoreError> {
+    let mut carried = 0usize;
+    for entry in entries {
+        let Some(stored) = store.load(&entry.document_id)? else {
+            continue;
+        };
+        let size = stored
+            .snapshot
+            .as_ref()
+            .map_or(0, Vec::len)
+            .saturating_add(stored.changes.iter().map(|row| row.bytes.len()).sum());
+        if size > SCOPE_DOCUMENT_BYTES_MAX
+            || carried.saturating_add(size) > SCOPE_LISTING_DOCUMENT_BYTES_MAX
+        {
+            continue;
+        }
+        carried = carried.saturating_add(size);
+        let mut bytes = stored.snapshot.unwrap_or_default();
+        bytes.reserve(size.saturating_sub(bytes.len()));
+        for row in stored.changes {
+            bytes.extend_from_slice(&row.bytes);
+        }
+        entry.document = Some(bytes);
+    }
+    Ok(())
 }
 
 /// The cheap SQL pre-filter of an account's scope; the access rules decide each document.

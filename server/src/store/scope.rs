@@ -116,6 +116,7 @@ impl DocumentStore {
             let entry = ScopeEntry {
                 document_id: document,
                 heads: decode_heads(&id, &candidate.heads)?,
+                document: None,
             };
             listed.push((candidate.seq, entry));
         }

@@ -1286,6 +1286,7 @@ fn type_cases(corpus: &mut Corpus, docs: &Docs) {
                 entries: vec![ScopeEntry {
                     document_id: docs.unknown,
                     heads: vec![[1; 32]],
+                    document: None,
                 }],
                 removed: vec![docs.own],
                 complete: true,
@@ -1319,6 +1320,7 @@ fn type_cases(corpus: &mut Corpus, docs: &Docs) {
                 sender_id: PeerId::from(SENDER),
                 target_id: PeerId::from(TARGET),
                 since: None,
+                documents: false,
             },
         ),
     ];

@@ -135,8 +135,10 @@ impl<P: Policy> Repo<P> {
             } => {
                 self.ephemeral_received(connection, sender_id, count, session_id, document_id, data)
             }
-            Message::ScopeRequest { since, .. } if self.config.role == Role::Relay => {
-                self.scope_requested(connection, since);
+            Message::ScopeRequest {
+                since, documents, ..
+            } if self.config.role == Role::Relay => {
+                self.scope_requested(connection, since, documents);
             }
             Message::Scope {
                 cursor,
@@ -265,6 +267,11 @@ impl<P: Policy> Repo<P> {
                     sender_id: self.config.peer_id.clone(),
                     target_id: sender_id,
                     since: self.scope_cursor,
+                    // A device that holds nothing and never completed a listing takes the
+                    // documents with the listing: its first sync.
+                    documents: self.scope_cursor.is_none()
+                        && self.index.is_empty()
+                        && self.documents.is_empty(),
                 },
             );
         }

@@ -76,6 +76,7 @@ impl<P: Policy> Repo<P> {
                     meta,
                     done: false,
                     local: true,
+                    listed: None,
                 }),
                 receive: None,
             });

@@ -3,7 +3,12 @@
 use super::*;
 
 impl<P: Policy> Repo<P> {
-    pub(super) fn scope_requested(&mut self, connection: ConnectionId, since: Option<u64>) {
+    pub(super) fn scope_requested(
+        &mut self,
+        connection: ConnectionId,
+        since: Option<u64>,
+        documents: bool,
+    ) {
         if !self
             .connections
             .get(&connection)
@@ -17,7 +22,11 @@ impl<P: Policy> Repo<P> {
             .insert(op, PendingOp::ListScope(connection));
         self.effects.push(Effect::Storage {
             id: op,
-            op: StorageOp::ListScope { connection, since },
+            op: StorageOp::ListScope {
+                connection,
+                since,
+                documents,
+            },
         });
     }
 
@@ -38,7 +47,7 @@ impl<P: Policy> Repo<P> {
             .map(|(id, _)| *id)
             .collect();
         for connection in listening {
-            self.scope_requested(connection, None);
+            self.scope_requested(connection, None, false);
         }
     }
 
@@ -54,9 +63,22 @@ impl<P: Policy> Repo<P> {
         }
         let target_id = self.remote_of(connection);
         let mut pages: Vec<Vec<ScopeEntry>> = Vec::new();
-        let mut entries = entries.into_iter().peekable();
-        while entries.peek().is_some() {
-            pages.push(entries.by_ref().take(SCOPE_ENTRIES_PER_PAGE_MAX).collect());
+        let mut page: Vec<ScopeEntry> = Vec::new();
+        let mut page_bytes = 0usize;
+        for entry in entries {
+            let bytes = entry.document.as_ref().map_or(0, Vec::len);
+            let full = page.len() >= SCOPE_ENTRIES_PER_PAGE_MAX
+                || (page_bytes > 0
+                    && page_bytes.saturating_add(bytes) > SCOPE_PAGE_DOCUMENT_BYTES_MAX);
+            if full {
+                pages.push(std::mem::take(&mut page));
+                page_bytes = 0;
+            }
+            page_bytes = page_bytes.saturating_add(bytes);
+            page.push(entry);
+        }
+        if !page.is_empty() {
+            pages.push(page);
         }
         if pages.is_empty() {
             pages.push(Vec::new());
@@ -90,13 +112,19 @@ impl<P: Policy> Repo<P> {
         complete: bool,
     ) {
         let mut behind = Vec::new();
+        let mut listed = Vec::new();
         for entry in entries {
             let relay_heads: Vec<ChangeHash> =
                 entry.heads.iter().map(|head| ChangeHash(*head)).collect();
             let local = self.index.get(&entry.document_id);
             let up_to_date =
                 local.is_some_and(|local| same_heads(&local.local_heads, &relay_heads));
-            if up_to_date {
+            let carried = entry
+                .document
+                .filter(|bytes| bytes.len() <= SCOPE_DOCUMENT_BYTES_MAX);
+            if !up_to_date && let Some(bytes) = carried {
+                listed.push((entry.document_id, bytes, relay_heads));
+            } else if up_to_date {
                 // Stored, not only remembered: the relay may never send this document again
                 // (it has nothing new), so this listing is the acknowledgement a "synced"
                 // badge and the next start rely on.
@@ -131,11 +159,109 @@ impl<P: Policy> Repo<P> {
             progress.cursor = cursor;
             progress.complete = complete;
             progress.outstanding.extend(behind.iter().copied());
+            progress
+                .outstanding
+                .extend(listed.iter().map(|(document, _, _)| *document));
         }
         for document in behind {
             self.begin_sync(now_ms, connection, document);
         }
+        for (document, bytes, heads) in listed {
+            self.receive_listed(now_ms, connection, document, bytes, heads);
+        }
         self.scope_check_finished(connection);
+    }
+
+    /// A document that came with the listing: stored like changes a relay sent, once the
+    /// document is loaded (the device may hold an older copy).
+    fn receive_listed(
+        &mut self,
+        now_ms: u64,
+        connection: ConnectionId,
+        document: DocumentId,
+        bytes: Vec<u8>,
+        heads: Vec<ChangeHash>,
+    ) {
+        if !self.ensure_document(now_ms, document) {
+            return;
+        }
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        if !state.is_ready() || !state.waiting.is_empty() {
+            state.waiting.push_back(Waiting::Listed {
+                connection,
+                bytes,
+                heads,
+            });
+            return;
+        }
+        self.apply_listed(now_ms, connection, document, &bytes, heads);
+    }
+
+    /// Judges and stores the changes of a listed document that the device lacks. When they
+    /// are durable, `drive` records the relay as holding them (`PendingWrite::listed`), so
+    /// no sync exchange follows. Anything unexpected (unreadable bytes, a refusal, a
+    /// device ahead of the listing) falls back to syncing the document the usual way.
+    pub(super) fn apply_listed(
+        &mut self,
+        now_ms: u64,
+        connection: ConnectionId,
+        document: DocumentId,
+        bytes: &[u8],
+        heads: Vec<ChangeHash>,
+    ) {
+        let Some(conn) = self.connections.get(&connection) else {
+            return;
+        };
+        let principal = conn.principal.clone();
+        let Some(state) = self.documents.get(&document) else {
+            return;
+        };
+        let judged = new_changes(state.latest(), &[bytes]).and_then(|found| {
+            if found.applicable.is_empty() || !found.orphans.is_empty() {
+                return Ok(None);
+            }
+            let accepted = judge(
+                &self.policy,
+                &principal,
+                &document,
+                state.meta.as_ref(),
+                state.latest(),
+                &found.scratch,
+                found.applicable,
+            )?;
+            Ok(Some((accepted, found.scratch)))
+        });
+        let Ok(Some((accepted, scratch))) = judged else {
+            self.begin_sync(now_ms, connection, document);
+            return;
+        };
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        let is_new = !state.exists && state.latest.is_none();
+        state.latest = Some(scratch);
+        let new_meta = if is_new || accepted.meta != state.meta {
+            accepted.meta.clone()
+        } else {
+            None
+        };
+        let op = self.start_write(document, &accepted.changes, new_meta);
+        if let Some(state) = self.documents.get_mut(&document) {
+            state.pipeline.push_back(Step {
+                write: Some(PendingWrite {
+                    op,
+                    changes: accepted.changes,
+                    meta: accepted.meta,
+                    done: false,
+                    local: false,
+                    listed: Some((connection, heads)),
+                }),
+                receive: None,
+            });
+        }
+        self.drive(now_ms, document);
     }
 
     pub(super) fn scope_document_done(&mut self, connection: ConnectionId, document: DocumentId) {

@@ -149,6 +149,11 @@ impl<P: Policy> Repo<P> {
                     is_request,
                 } => self.handle_sync(now_ms, connection, document, data, is_request),
                 Waiting::BeginSync(connection) => self.begin_sync(now_ms, connection, document),
+                Waiting::Listed {
+                    connection,
+                    bytes,
+                    heads,
+                } => self.apply_listed(now_ms, connection, document, &bytes, heads),
             }
         }
         if exists {

@@ -209,6 +209,7 @@ impl<P: Policy> Repo<P> {
                 meta: accepted.meta,
                 done: false,
                 local: false,
+                listed: None,
             });
         }
         let Some(state) = self.documents.get_mut(&document) else {
@@ -317,6 +318,7 @@ impl<P: Policy> Repo<P> {
         let mut saved_locally = false;
         let mut broken: Vec<(ConnectionId, String)> = Vec::new();
         let mut relay_ack: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
+        let mut listed_by: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
         let mut damaged: Vec<String> = Vec::new();
         let mut outgoing: Vec<(ConnectionId, Vec<u8>, bool)> = Vec::new();
         while let Some(step) = state.pipeline.front() {
@@ -368,6 +370,7 @@ impl<P: Policy> Repo<P> {
                 }
                 changed = true;
                 saved_locally |= write.local;
+                listed_by.extend(write.listed);
                 // Answer the sender now that its changes are durable, before any later
                 // message of its is received: that later message may already claim the
                 // merged heads (the peer applied our changes meanwhile), and automerge would
@@ -442,13 +445,16 @@ impl<P: Policy> Repo<P> {
             if role == Role::Device {
                 let entry = self.index.entry(document).or_default();
                 entry.local_heads.clone_from(&heads);
+                // A relay that listed the document at exactly our heads holds it already.
+                listed_by.retain(|(_, relay_heads)| same_heads(relay_heads, &heads));
                 // A device pushes every durable change to every relay it is connected to.
                 let unsynced: Vec<ConnectionId> = self
                     .connections
                     .iter()
-                    .filter(|(_, conn)| {
+                    .filter(|(id, conn)| {
                         matches!(conn.handshake, Handshake::Ready)
                             && !conn.documents.contains(&document)
+                            && !listed_by.iter().any(|(listed, _)| listed == *id)
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -457,6 +463,11 @@ impl<P: Policy> Repo<P> {
                 }
             } else if let Some(meta) = &meta {
                 self.announce(now_ms, document, meta.clone());
+            }
+        }
+        if role == Role::Device {
+            for (connection, relay_heads) in listed_by {
+                self.relay_acknowledged(connection, document, &heads, relay_heads);
             }
         }
         for (connection, their_heads) in relay_ack {
