@@ -12,7 +12,7 @@ use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ReadDoc};
 
 use super::document::{DocState, PeerDoc, PendingWrite, Status, Step, Waiting};
 use super::effect::{AuditEvent, CloseReason, Effect, Notification};
-use super::incoming_changes::{judge, new_changes};
+use super::incoming_changes::{AcceptedChanges, judge, new_changes};
 use super::limits::{
     BLOOM_PROBES_MAX, CHANGE_ROWS_BEFORE_COMPACTION_MAX, DOCUMENT_IDLE_MS_MAX,
     DOCUMENTS_PER_CONNECTION_MAX, EPHEMERAL_SESSIONS_PER_CONNECTION_MAX, HANDSHAKE_MS_MAX,

@@ -237,27 +237,10 @@ impl<P: Policy> Repo<P> {
             self.begin_sync(now_ms, connection, document);
             return;
         };
-        let Some(state) = self.documents.get_mut(&document) else {
-            return;
-        };
-        let is_new = !state.exists && state.latest.is_none();
-        state.latest = Some(scratch);
-        let new_meta = if is_new || accepted.meta != state.meta {
-            accepted.meta.clone()
-        } else {
-            None
-        };
-        let op = self.start_write(document, &accepted.changes, new_meta);
+        let write = self.write_accepted(document, accepted, scratch, Some((connection, heads)));
         if let Some(state) = self.documents.get_mut(&document) {
             state.pipeline.push_back(Step {
-                write: Some(PendingWrite {
-                    op,
-                    changes: accepted.changes,
-                    meta: accepted.meta,
-                    done: false,
-                    local: false,
-                    listed: Some((connection, heads)),
-                }),
+                write,
                 receive: None,
             });
         }

@@ -179,10 +179,9 @@ impl<P: Policy> Repo<P> {
         self.attach_peer(connection, document, access);
         let mut write = None;
         if let Some(accepted) = accepted {
-            let Some(state) = self.documents.get_mut(&document) else {
+            let Some(state) = self.documents.get(&document) else {
                 return;
             };
-            let is_new = !state.exists && state.latest.is_none();
             let latest = match reusable_scratch {
                 Some(scratch) => scratch,
                 None => {
@@ -194,23 +193,7 @@ impl<P: Policy> Repo<P> {
                     latest
                 }
             };
-            state.latest = Some(latest);
-            // Recorded metadata is written with the first change, and again when a
-            // permitted transfer moves the record.
-            let new_meta = if is_new || accepted.meta != state.meta {
-                accepted.meta.clone()
-            } else {
-                None
-            };
-            let op = self.start_write(document, &accepted.changes, new_meta);
-            write = Some(PendingWrite {
-                op,
-                changes: accepted.changes,
-                meta: accepted.meta,
-                done: false,
-                local: false,
-                listed: None,
-            });
+            write = self.write_accepted(document, accepted, latest, None);
         }
         let Some(state) = self.documents.get_mut(&document) else {
             return;
@@ -220,6 +203,36 @@ impl<P: Policy> Repo<P> {
             receive: Some((connection, sync_message)),
         });
         self.drive(now_ms, document);
+    }
+
+    /// Makes `latest` (the document with the accepted changes applied) the document's
+    /// latest state and queues the durable write of the changes, for a pipeline step.
+    pub(super) fn write_accepted(
+        &mut self,
+        document: DocumentId,
+        accepted: AcceptedChanges,
+        latest: Automerge,
+        listed: Option<(ConnectionId, Vec<ChangeHash>)>,
+    ) -> Option<PendingWrite> {
+        let state = self.documents.get_mut(&document)?;
+        let is_new = !state.exists && state.latest.is_none();
+        state.latest = Some(latest);
+        // Recorded metadata is written with the first change, and again when a permitted
+        // transfer moves the record.
+        let new_meta = if is_new || accepted.meta != state.meta {
+            accepted.meta.clone()
+        } else {
+            None
+        };
+        let op = self.start_write(document, &accepted.changes, new_meta);
+        Some(PendingWrite {
+            op,
+            changes: accepted.changes,
+            meta: accepted.meta,
+            done: false,
+            local: false,
+            listed,
+        })
     }
 
     pub(super) fn attach_peer(
