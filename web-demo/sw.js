@@ -29,13 +29,11 @@ const SHELL = [
   'js/screens/director.js',
   'js/screens/worker.js',
   'js/screens/reviewer.js',
+  'js/screens/charts.js',
   'pkg/caresync_wasm.js',
   'pkg/shell-version.js',
   'pkg/caresync_wasm_bg.wasm',
 ];
-
-/** Cached when present: modules the role screens may add. */
-const OPTIONAL = ['js/screens/charts.js'];
 
 const NEVER = [/^\/api\//, /^\/sync(\/|$|\?)/, /^\/healthz$/, /^\/metrics$/];
 
@@ -44,13 +42,6 @@ self.addEventListener('install', (event) => {
     (async () => {
       const cache = await caches.open(VERSION);
       await cache.addAll(SHELL.map((url) => new Request(url, { cache: 'reload' })));
-      await Promise.all(
-        OPTIONAL.map((url) =>
-          fetch(new Request(url, { cache: 'reload' }))
-            .then((response) => (response.ok ? cache.put(url, response) : undefined))
-            .catch(() => undefined),
-        ),
-      );
       await self.skipWaiting();
     })(),
   );

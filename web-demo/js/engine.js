@@ -67,6 +67,8 @@ function randomHex(bytes) {
 const CHANGED_DEBOUNCE_MS = 120;
 const SUMMARY_FLUSH_MS = 250;
 const TICK_MS = 1000;
+/** The most write ops in one IndexedDB transaction (a first sync's page is about 1,700). */
+const WRITES_PER_TRANSACTION_MAX = 2000;
 const MISSING_WAIT_MS = 8000;
 
 export class Engine {
@@ -95,6 +97,9 @@ export class Engine {
     this.pumping = false;
     this.connected = false;
     this.storageInFlight = 0;
+    /** Write ops waiting for the write transaction in flight to finish: `[{id, op}]`. */
+    this.writeQueue = [];
+    this.writing = false;
   }
 
   async start() {
@@ -239,13 +244,35 @@ export class Engine {
     }
     if (op.type === 'put-relay-heads' && info) info.relayHeads = op.heads;
     this.storageInFlight += 1;
-    this.store.execute(withBytes(op)).then((completion) => {
-      this.storageInFlight -= 1;
-      // "Synced" waits for the phone's own storage too (sync.js): say when it caught up.
-      if (this.storageInFlight === 0) this.emit('storage-idle');
-      if (completion.type === 'written') this.written(op);
-      this.run((phone, now) => phone.storageCompleted(now, { id, ...completion }));
+    if (op.type === 'load') {
+      this.store.execute(withBytes(op)).then((completion) => this.storageDone(id, op, completion));
+      return;
+    }
+    // Group commit: one write transaction at a time, and every write that arrives while
+    // it waits for the disk goes into the next one. A single edit is written at once; a
+    // first sync's thousands of documents take a few transactions instead of thousands.
+    this.writeQueue.push({ id, op: withBytes(op) });
+    this.flushWrites();
+  }
+
+  flushWrites() {
+    if (this.writing || this.writeQueue.length === 0) return;
+    const batch = this.writeQueue.splice(0, WRITES_PER_TRANSACTION_MAX);
+    this.writing = true;
+    this.store.writeBatch(batch.map(({ op }) => op)).then((completions) => {
+      // Writes the completions cause wait for the next transaction.
+      batch.forEach(({ id, op }, index) => this.storageDone(id, op, completions[index]));
+      this.writing = false;
+      this.flushWrites();
     });
+  }
+
+  storageDone(id, op, completion) {
+    this.storageInFlight -= 1;
+    // "Synced" waits for the phone's own storage too (sync.js): say when it caught up.
+    if (this.storageInFlight === 0) this.emit('storage-idle');
+    if (completion.type === 'written') this.written(op);
+    this.run((phone, now) => phone.storageCompleted(now, { id, ...completion }));
   }
 
   /** Keeps the in-memory copy of what a completed write stored. */

@@ -6,13 +6,18 @@
 //   documents  document -> {document, meta, heads, relayHeads, summary, unavailable}
 //   refused    id (auto) -> {id, document, code, message, refusedCopy, refusedRecord, at, dismissed}
 //   kv         key -> {key, value}
-// `execute(op)` carries out one storage op of the engine and answers its completion. Every
-// write transaction of an op uses durability 'strict' and is answered 'written' only after
-// the transaction's `complete` event: only then may the engine call the change saved.
+// `execute(op)` carries out one storage op of the engine and answers its completion;
+// `writeBatch(ops)` carries out many write ops in one transaction (the engine's group
+// commit: a first sync stores thousands of documents, and each strict transaction waits
+// for the disk). Every write transaction uses durability 'strict' and is answered
+// 'written' only after the transaction's `complete` event: only then may the engine call
+// the change saved.
 
 const DB_VERSION = 1;
 const STRICT = { durability: 'strict' };
 const RELAXED = { durability: 'relaxed' };
+/** The op types `writeBatch` carries out together. */
+const WRITE_OPS = new Set(['put-changes', 'compact', 'replace', 'save-scope-cursor', 'put-relay-heads']);
 
 function request(req) {
   return new Promise((resolve, reject) => {
@@ -121,6 +126,76 @@ export class Store {
       }
     } catch (error) {
       return { type: 'failed', reason: String(error?.message ?? error) };
+    }
+  }
+
+  /**
+   * Carries out write ops (every type but `load`) in order, in ONE strict transaction.
+   * Resolves with one completion per op, as `execute` does. If the transaction fails, each
+   * op is tried again in a transaction of its own, so one bad op fails alone.
+   */
+  async writeBatch(ops) {
+    if (ops.length === 1 || !ops.every((op) => WRITE_OPS.has(op.type))) {
+      return Promise.all(ops.map((op) => this.execute(op)));
+    }
+    try {
+      const tx = this.db.transaction(['changes', 'snapshots', 'documents', 'kv'], 'readwrite', STRICT);
+      const changes = tx.objectStore('changes');
+      const snapshots = tx.objectStore('snapshots');
+      // Each `documents` row is read once and written once, with every op's update applied
+      // in order: two read-modify-writes of one row in one transaction would lose one.
+      const rowUpdates = new Map();
+      const updateRow = (document, update) => {
+        if (!rowUpdates.has(document)) rowUpdates.set(document, []);
+        rowUpdates.get(document).push(update);
+      };
+      for (const op of ops) {
+        switch (op.type) {
+          case 'put-changes':
+            for (const change of op.changes) changes.put({ document: op.document, hash: change.hash, bytes: change.bytes });
+            updateRow(op.document, (row) => {
+              row.heads = op.heads;
+              if (op.meta) row.meta = op.meta;
+              row.unavailable = false;
+            });
+            break;
+          case 'compact':
+            snapshots.put({ document: op.document, snapshot: op.snapshot });
+            for (const hash of op.covered) changes.delete([op.document, hash]);
+            break;
+          case 'replace':
+            changes.delete(rowsOf(op.document));
+            snapshots.put({ document: op.document, snapshot: op.snapshot });
+            updateRow(op.document, (row) => {
+              const settled = op.heads ?? row.relayHeads ?? [];
+              row.heads = settled;
+              row.relayHeads = settled;
+            });
+            break;
+          case 'save-scope-cursor':
+            tx.objectStore('kv').put({ key: 'scopeCursor', value: op.cursor });
+            break;
+          case 'put-relay-heads':
+            updateRow(op.document, (row) => {
+              row.relayHeads = op.heads;
+            });
+            break;
+          default:
+            break;
+        }
+      }
+      for (const [document, updates] of rowUpdates) {
+        updateDocument(tx, document, (row) => {
+          for (const update of updates) update(row);
+        });
+      }
+      await finished(tx);
+      return ops.map(() => ({ type: 'written' }));
+    } catch (error) {
+      console.warn('caresync: a batch of writes failed; writing one by one', error);
+      const completions = [];
+      for (const op of ops) completions.push(await this.execute(op));
+      return completions;
     }
   }
 
