@@ -24,7 +24,11 @@ fn modules(web: &Path) -> anyhow::Result<BTreeSet<String>> {
             }
         }
     }
-    anyhow::ensure!(found.len() >= 10, "only {} modules found in {web:?}", found.len());
+    anyhow::ensure!(
+        found.len() >= 10,
+        "only {} modules found in {web:?}",
+        found.len()
+    );
     Ok(found)
 }
 
@@ -40,7 +44,9 @@ fn the_service_worker_and_index_html_name_every_module_of_the_app() -> anyhow::R
         .collect();
     let not_preloaded: Vec<&String> = modules
         .iter()
-        .filter(|module| !index.contains(&format!("<link rel=\"modulepreload\" href=\"{module}\">")))
+        .filter(|module| {
+            !index.contains(&format!("<link rel=\"modulepreload\" href=\"{module}\">"))
+        })
         .collect();
     anyhow::ensure!(
         not_cached.is_empty() && not_preloaded.is_empty(),

@@ -205,8 +205,9 @@ fn list_scope(
 
 /// Puts each listed document's stored chunks into its entry, read in the same storage
 /// round as the listing, so they are exactly the listed heads. Documents larger than
-/// `SCOPE_DOCUMENT_BYTES_MAX`, and all once the listing carries
+/// `SCOPE_DOCUMENT_BYTES_MAX`, and every one after the listing reached
 /// `SCOPE_LISTING_DOCUMENT_BYTES_MAX`, stay without: the device syncs those the usual way.
+/// Reading stops there too, so a bureau-wide listing reads only what it carries.
 fn attach_documents(store: &DocumentStore, entries: &mut [ScopeEntry]) -> Result<(), StoreError> {
     let mut carried = 0usize;
     for entry in entries {
@@ -218,9 +219,10 @@ fn attach_documents(store: &DocumentStore, entries: &mut [ScopeEntry]) -> Result
             .as_ref()
             .map_or(0, Vec::len)
             .saturating_add(stored.changes.iter().map(|row| row.bytes.len()).sum());
-        if size > SCOPE_DOCUMENT_BYTES_MAX
-            || carried.saturating_add(size) > SCOPE_LISTING_DOCUMENT_BYTES_MAX
-        {
+        if carried.saturating_add(size) > SCOPE_LISTING_DOCUMENT_BYTES_MAX {
+            break;
+        }
+        if size > SCOPE_DOCUMENT_BYTES_MAX {
             continue;
         }
         carried = carried.saturating_add(size);
