@@ -84,7 +84,7 @@ import * as auth from './auth.js';
 import { Store } from './store.js';
 import { Engine, initWasm } from './engine.js';
 import { SyncClient } from './sync.js';
-import { renderDirector, refusedReason } from './screens/director.js';
+import { renderDirector, refusedReason, savedFirstScreen, renderSavedChildrenList, forgetFirstScreen } from './screens/director.js';
 import { renderWorker } from './screens/worker.js';
 import { renderReviewer } from './screens/reviewer.js';
 
@@ -238,6 +238,7 @@ async function startSession(account) {
     clear(app.root).appendChild(el('p', { class: 'boot-error', testid: 'boot-error', text: t('boot.otherTab') }));
     return;
   }
+  showSavedFirstScreen(account);
   try {
     app.store = await Store.forAccount(account.id);
     app.engine = new Engine({ wasm: app.wasm, store: app.store, account });
@@ -257,6 +258,26 @@ async function startSession(account) {
   app.sync.start();
   app.status = app.sync.status();
   renderShell();
+}
+
+/**
+ * A director opening the children list sees its saved first screen while the engine
+ * starts (screens/director.js says why); `renderShell` replaces it once the engine runs.
+ */
+function showSavedFirstScreen(account) {
+  const parts = parseRoute().parts;
+  const childrenList = parts.length === 0 || (parts.length === 1 && parts[0] === 'children');
+  if (account.role !== 'village-child-director' || !childrenList) return;
+  const saved = savedFirstScreen(account.id);
+  if (!saved) return;
+  const header = el(
+    'header',
+    { class: 'app-header', testid: 'app-header' },
+    el('a', { class: 'brand', href: '#/', text: t('app.short') }),
+  );
+  const main = el('main', { class: 'screen' });
+  clear(app.root).append(header, main);
+  renderSavedChildrenList(t, main, saved);
 }
 
 /** One tab per account drives the engine: two would write the same database at once. */
@@ -291,8 +312,11 @@ async function stopSession() {
 async function doLogout() {
   const pending = app.engine?.unsyncedDocuments().length ?? 0;
   if (pending > 0 && !confirm(t('logout.confirmPending', { count: pending }))) return;
+  const accountId = app.account?.id;
   await auth.logout();
   await stopSession();
+  // The saved first screen names children: it goes with the account's session.
+  if (accountId) forgetFirstScreen(accountId);
   showLogin();
 }
 

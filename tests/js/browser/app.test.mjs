@@ -115,6 +115,27 @@ await step('the app is in Chinese by default and switches to English and back', 
   await field.waitForFunction(() => document.documentElement.lang === 'zh-CN');
 });
 
+await step('a restart shows the saved first screen at once, then the live list with the same rows', async () => {
+  await field.reload();
+  await field.waitForFunction(() => performance.getEntriesByName('caresync:live-list-shown').length > 0, null, { timeout: LONG });
+  const seen = await field.evaluate(() => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('caresync.first-screen.'));
+    const saved = key ? JSON.parse(localStorage.getItem(key)) : null;
+    const live = [...document.querySelectorAll('[data-testid="child-row"]')].map((row) => row.dataset.document);
+    return {
+      rendered: performance.getEntriesByName('caresync:saved-list-rendered').length,
+      saved: saved ? saved.rows.map((row) => row.document) : [],
+      live,
+    };
+  });
+  if (seen.rendered !== 1) throw new Error('the saved first screen was not shown while the engine started');
+  if (seen.saved.length < 3) throw new Error(`the saved first screen has ${seen.saved.length} rows`);
+  const liveFirst = seen.live.slice(0, seen.saved.length);
+  if (JSON.stringify(liveFirst) !== JSON.stringify(seen.saved)) {
+    throw new Error(`the saved first screen differs from the live list: ${seen.saved} vs ${liveFirst}`);
+  }
+});
+
 await step('the director records a visit and it syncs', async () => {
   childId = await openFirstChild(field);
   await shot(field, 'director-child');

@@ -76,7 +76,10 @@ function sortByDue(a, b) {
 
 // ----- children list -------------------------------------------------------------------
 
+/** The children list is on the screen with rows, saved or live (cold-open benchmark). */
 const LIST_SHOWN_MARK = 'caresync:list-shown';
+/** The list is on the screen as the running engine computed it. */
+const LIVE_LIST_SHOWN_MARK = 'caresync:live-list-shown';
 /** Rows built before the list is first painted: more than a phone screen shows. */
 const FIRST_ROWS = 40;
 /** Rows built per task after that, so that the page stays responsive meanwhile. */
@@ -87,12 +90,108 @@ const MORE_ROWS = 200;
  * benchmark (tests/js/bench/cold_open.mjs). A timer started inside an animation frame
  * runs after that frame is painted, so the mark includes the layout and paint of the rows.
  */
-function markListShown() {
-  if (performance.getEntriesByName(LIST_SHOWN_MARK).length > 0) return;
+function markShown(mark) {
+  if (performance.getEntriesByName(mark).length > 0) return;
   requestAnimationFrame(() =>
     setTimeout(() => {
-      if (performance.getEntriesByName(LIST_SHOWN_MARK).length === 0) performance.mark(LIST_SHOWN_MARK);
+      if (performance.getEntriesByName(mark).length === 0) performance.mark(mark);
     }),
+  );
+}
+
+// ----- the saved first screen ----------------------------------------------------------
+// Starting the engine on a phone with thousands of records takes longer than a second (the
+// wasm, the IndexedDB rows, the schedule). The list's first screenful, as last shown, is
+// kept in localStorage, so the app can show it at once on the next start and replace it
+// with the live list when the engine is ready. It holds what the screen showed, not a rule:
+// each row's due date as core's schedule gave it; only the distance to today is new.
+
+const firstScreenKey = (accountId) => `caresync.first-screen.${accountId}`;
+
+function saveFirstScreen(accountId, rows) {
+  const saved = JSON.stringify({
+    total: rows.length,
+    rows: rows.slice(0, FIRST_ROWS).map(({ child, due }) => ({
+      document: child.document,
+      title: child.title,
+      risk: child.risk ?? null,
+      syncState: child.syncState,
+      due: due.due,
+    })),
+  });
+  try {
+    if (localStorage.getItem(firstScreenKey(accountId)) !== saved) localStorage.setItem(firstScreenKey(accountId), saved);
+  } catch {
+    // A full or disabled localStorage only costs the faster start.
+  }
+}
+
+/** The saved first screen of an account, or null. */
+export function savedFirstScreen(accountId) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(firstScreenKey(accountId)) ?? 'null');
+    return saved && Array.isArray(saved.rows) && saved.rows.length > 0 ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+export function forgetFirstScreen(accountId) {
+  try {
+    localStorage.removeItem(firstScreenKey(accountId));
+  } catch {
+    // Nothing to forget.
+  }
+}
+
+function savedRows(t, saved) {
+  const today = chinaToday();
+  return saved.rows.map((row) =>
+    childRow(t, {
+      child: row,
+      due: dueFromSchedule({ lastVisit: row.due != null, due: row.due }, today),
+    }),
+  );
+}
+
+/**
+ * The children list from the saved first screen, before the engine runs (the app calls
+ * this while it starts). The search and the register button wait for the live list.
+ */
+export function renderSavedChildrenList(t, root, saved) {
+  root.dataset.screen = 'children';
+  root.append(
+    el('div', { class: 'title-row' }, el('h2', {}, t('children.title'), ' ', el('span', { class: 'muted', text: t('children.count', { count: saved.total }) }))),
+    el('div', { class: 'toolbar' }, el('input', { type: 'search', class: 'search', placeholder: t('children.search'), 'aria-label': t('children.search'), disabled: true })),
+    el('ul', { class: 'rows', testid: 'child-list-saved' }, ...savedRows(t, saved)),
+  );
+  // Tells the browser test that this start showed the saved screen.
+  performance.mark('caresync:saved-list-rendered');
+  markShown(LIST_SHOWN_MARK);
+}
+
+function childRow(t, { child, due }) {
+  return el(
+    'li',
+    {},
+    el(
+      'a',
+      {
+        class: `row due-${due.kind} risk-edge-${child.risk || 'none'}`,
+        href: `#/child/${encodeURIComponent(child.document)}`,
+        testid: 'child-row',
+        dataset: { document: child.document, due: due.kind },
+      },
+      riskDot(t, child.risk),
+      el(
+        'span',
+        { class: 'row-main' },
+        el('span', { class: 'row-title', testid: 'child-name', text: child.title }),
+        el('span', { class: `row-sub due-text-${due.kind}`, testid: 'child-due', text: dueText(t, due) }),
+      ),
+      child.syncState !== 'synced' ? stateBadge(t, child.syncState) : null,
+      el('span', { class: 'chevron', 'aria-hidden': 'true', text: '›' }),
+    ),
   );
 }
 
@@ -109,6 +208,12 @@ function childrenList(ctx, root) {
   });
   const count = el('span', { class: 'muted' });
   const list = el('ul', { class: 'rows', testid: 'child-list' });
+  // Until the first fill, the saved first screen keeps the list from flashing empty.
+  const saved = savedFirstScreen(ctx.account.id);
+  if (saved) {
+    count.textContent = t('children.count', { count: saved.total });
+    list.append(...savedRows(t, saved));
+  }
   // Each fill counts up, so that rows still being added for an older fill stop.
   let generation = 0;
   root.append(
@@ -123,6 +228,7 @@ function childrenList(ctx, root) {
     const query = search.value.trim();
     const shown = children.filter((child) => child.active !== false).filter((child) => !query || String(child.title).includes(query));
     const rows = withDue(ctx, shown, visits, today).sort(sortByDue);
+    if (!query) saveFirstScreen(ctx.account.id, rows);
     count.textContent = t('children.count', { count: rows.length });
     clear(list);
     generation += 1;
@@ -133,41 +239,17 @@ function childrenList(ctx, root) {
     // A village with thousands of records has over a thousand children: building every
     // row before the first paint kept the list blank for seconds on a slow phone. The
     // first screenful goes in now, the rest in later tasks, in the same order.
-    list.append(...rows.slice(0, FIRST_ROWS).map(childRow));
-    markListShown();
+    list.append(...rows.slice(0, FIRST_ROWS).map((row) => childRow(t, row)));
+    markShown(LIST_SHOWN_MARK);
+    markShown(LIVE_LIST_SHOWN_MARK);
     const mine = generation;
     const addMore = (from) => {
       if (mine !== generation || !list.isConnected || from >= rows.length) return;
-      list.append(...rows.slice(from, from + MORE_ROWS).map(childRow));
+      list.append(...rows.slice(from, from + MORE_ROWS).map((row) => childRow(t, row)));
       setTimeout(() => addMore(from + MORE_ROWS));
     };
     // After the frame that shows the first rows: a timer set now could run before it.
     requestAnimationFrame(() => setTimeout(() => addMore(FIRST_ROWS)));
-  }
-
-  function childRow({ child, due }) {
-    return el(
-      'li',
-      {},
-      el(
-        'a',
-        {
-          class: `row due-${due.kind} risk-edge-${child.risk || 'none'}`,
-          href: `#/child/${encodeURIComponent(child.document)}`,
-          testid: 'child-row',
-          dataset: { document: child.document, due: due.kind },
-        },
-        riskDot(t, child.risk),
-        el(
-          'span',
-          { class: 'row-main' },
-          el('span', { class: 'row-title', testid: 'child-name', text: child.title }),
-          el('span', { class: `row-sub due-text-${due.kind}`, testid: 'child-due', text: dueText(t, due) }),
-        ),
-        child.syncState !== 'synced' ? stateBadge(t, child.syncState) : null,
-        el('span', { class: 'chevron', 'aria-hidden': 'true', text: '›' }),
-      ),
-    );
   }
 
   ctx.engine.on('changed', fill);
