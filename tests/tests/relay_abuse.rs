@@ -6,6 +6,7 @@
 //! |---|---|
 //! | a WebSocket message over `FRAME_BYTES_MAX` (8 MiB), whole or in fragments | close 1009 |
 //! | more than 500 messages/s on a director's socket, beyond a burst of 5,000 | close 4008 |
+//! | 2,500 messages/s on a township reviewer's socket (its limit is 5,000/s) | stays open |
 //! | more than 50 API requests/s from one address, beyond a burst of 200 | 429, `Retry-After: 1` |
 //! | 30 failed logins from one address (per account: `relay_api.rs`) | 429 with `Retry-After` |
 //! | a socket silent (not even a pong) for `--idle-timeout-secs` | close 4002 |
@@ -351,6 +352,53 @@ async fn messages_faster_than_the_rate_limit_close_the_socket_with_4008() -> any
         sent > MESSAGES_BURST,
         "closed after {sent} messages, within the burst of {MESSAGES_BURST}"
     );
+    Ok(())
+}
+
+/// A township reviewer's phone acknowledges the changes of every village it follows, so it
+/// may send ten times a director's rate. Sent at 2,500 messages/s for 4 s, twice the burst:
+/// a director's socket would be closed after about 2.5 s, the reviewer's stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_reviewer_may_send_faster_than_a_director() -> anyhow::Result<()> {
+    const PER_TICK: u64 = 25;
+    const TICK: Duration = Duration::from_millis(10);
+    const SEND_FOR: Duration = Duration::from_secs(4);
+    /// A director's limit (`MESSAGES_PER_SECOND_MAX`).
+    const DIRECTOR_PER_SECOND: f64 = 500.0;
+    let relay = RelayProcess::start_with(&["--demo"])?;
+    let reviewer = login_as(&relay, "demo-reviewer")?;
+    let mut peer = joined(&relay, &reviewer, "busy-reviewer").await?;
+    let message = Message::RemoteSubscriptionChange {
+        sender_id: peer.peer_id(),
+        target_id: peer.relay_id(),
+        add: Some(vec![StorageId::from("abuse-storage")]),
+        remove: None,
+    }
+    .encode();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut ticks = tokio::time::interval(TICK);
+    while started.elapsed() < SEND_FOR {
+        ticks.tick().await;
+        let socket = peer.socket_mut();
+        for _ in 0..PER_TICK {
+            socket
+                .feed(WsMessage::Binary(message.clone().into()))
+                .await?;
+        }
+        socket.flush().await?;
+        sent += PER_TICK;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Otherwise the machine sent too slowly for the test to show anything.
+    let director_allows = MESSAGES_BURST as f64 + DIRECTOR_PER_SECOND * elapsed;
+    assert!(
+        sent as f64 > director_allows,
+        "sent {sent} messages in {elapsed:.2} s, which a director's socket would take too"
+    );
+    still_answers(&mut peer).await.with_context(|| {
+        format!("the reviewer's socket after {sent} messages in {elapsed:.2} s")
+    })?;
     Ok(())
 }
 
