@@ -85,6 +85,18 @@ fn random_document() -> DocumentId {
     DocumentId::random_from(bytes)
 }
 
+/// A message the relay takes without answering, so that only our side of the socket is
+/// busy when it is sent many times.
+fn unanswered_message(peer: &RawPeer) -> Vec<u8> {
+    Message::RemoteSubscriptionChange {
+        sender_id: peer.peer_id(),
+        target_id: peer.relay_id(),
+        add: Some(vec![StorageId::from("abuse-storage")]),
+        remove: None,
+    }
+    .encode()
+}
+
 /// Asks for a document that does not exist and expects its `doc-unavailable` next: the
 /// socket is open and everything sent before was handled without an answer.
 async fn still_answers(peer: &mut RawPeer) -> anyhow::Result<()> {
@@ -282,14 +294,7 @@ async fn messages_faster_than_the_rate_limit_close_the_socket_with_4008() -> any
     let relay = RelayProcess::start_with(&["--demo"])?;
     let director = login_as(&relay, "demo-director")?;
     let mut peer = joined(&relay, &director, "flood").await?;
-    // A message the relay takes without answering, so only our side of the socket is busy.
-    let message = Message::RemoteSubscriptionChange {
-        sender_id: peer.peer_id(),
-        target_id: peer.relay_id(),
-        add: Some(vec![StorageId::from("abuse-storage")]),
-        remove: None,
-    }
-    .encode();
+    let message = unanswered_message(&peer);
 
     // Within the burst: 4,000 messages at once are taken, and the socket still answers.
     let within = 4_000;
@@ -368,13 +373,7 @@ async fn a_township_reviewer_may_send_faster_than_a_director() -> anyhow::Result
     let relay = RelayProcess::start_with(&["--demo"])?;
     let reviewer = login_as(&relay, "demo-reviewer")?;
     let mut peer = joined(&relay, &reviewer, "busy-reviewer").await?;
-    let message = Message::RemoteSubscriptionChange {
-        sender_id: peer.peer_id(),
-        target_id: peer.relay_id(),
-        add: Some(vec![StorageId::from("abuse-storage")]),
-        remove: None,
-    }
-    .encode();
+    let message = unanswered_message(&peer);
     let started = Instant::now();
     let mut sent = 0u64;
     let mut ticks = tokio::time::interval(TICK);
