@@ -120,6 +120,9 @@ impl MemoryStore {
                 let stored = self.documents.entry(*document).or_default();
                 stored.snapshot = Some(snapshot.clone());
                 stored.rows.clear();
+                // The engine replaces a document only to return it to what the relay
+                // holds, so the relay holds these heads (the web app's store does the same).
+                stored.relay_heads.clone_from(&heads);
                 stored.heads = heads;
             }
             StorageOp::SaveScopeCursor { cursor } => self.scope_cursor = Some(*cursor),

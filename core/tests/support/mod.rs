@@ -696,6 +696,25 @@ impl World {
                     ));
                 }
             }
+            // What the phone shows as waiting: the engine keeps it as a set it updates
+            // with every index change; storage says it from the heads it holds.
+            let waiting: BTreeSet<DocumentId> =
+                device.node.repo.unsynced_documents().into_iter().collect();
+            let stored_waiting: BTreeSet<DocumentId> = device
+                .node
+                .store
+                .documents
+                .iter()
+                .filter(|(_, stored)| {
+                    sorted(stored.heads.clone()) != sorted(stored.relay_heads.clone())
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if waiting != stored_waiting {
+                return Err(format!(
+                    "device {index} shows {waiting:?} as waiting, its storage {stored_waiting:?}"
+                ));
+            }
         }
         Ok(shared)
     }

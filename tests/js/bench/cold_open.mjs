@@ -15,7 +15,8 @@
 // saved first screen the app shows while its engine starts; `caresync:live-list-shown`
 // marks the live list, and its times are printed too (`live_samples_ms`).
 // With COLD_OPEN_PROFILE_DIR=<folder>, each run also saves the page's CPU profile
-// (cold-open-<run>.cpuprofile, for Chrome's DevTools) and its resource timings there.
+// (cold-open-<run>.cpuprofile, for Chrome's DevTools) and its resource timings there, and
+// the first sync's profile goes to first-sync.cpuprofile.
 
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -103,6 +104,12 @@ try {
   context = await chromium.launchPersistentContext(profile, { executablePath, args, viewport });
   let page = context.pages()[0] || (await context.newPage());
   const syncStarted = Date.now();
+  const syncCdp = PROFILE_DIR ? await context.newCDPSession(page) : null;
+  if (syncCdp) {
+    await syncCdp.send('Profiler.enable');
+    await syncCdp.send('Profiler.setSamplingInterval', { interval: 1000 });
+    await syncCdp.send('Profiler.start');
+  }
   await page.goto(`${base}/`);
   await page.getByTestId('login-username').fill(username);
   await page.getByTestId('login-password').fill(password);
@@ -141,6 +148,10 @@ try {
   }
   await page.evaluate(() => navigator.serviceWorker.ready);
   const firstSyncMs = Date.now() - syncStarted;
+  if (syncCdp) {
+    const { profile: cpu } = await syncCdp.send('Profiler.stop');
+    writeFileSync(join(PROFILE_DIR, 'first-sync.cpuprofile'), JSON.stringify(cpu));
+  }
   log(`first sync: ${total(kinds)} records (${JSON.stringify(kinds)}) in ${firstSyncMs} ms`);
   await context.close();
 

@@ -147,6 +147,11 @@ pub struct Repo<P: Policy> {
     effects: Vec<Effect>,
     /// Device: heads per document, to decide what needs pushing without loading it.
     index: BTreeMap<DocumentId, IndexEntry>,
+    /// Device: the documents of `index` whose local heads the relay has not acknowledged,
+    /// kept up to date by `reindex` at every change of `index`. The page asks for them
+    /// after every event; computing them from the whole index each time made a first sync
+    /// of 5,000 records quadratic (15 of its 30 s in the browser).
+    unsynced: BTreeSet<DocumentId>,
     scope_cursor: Option<u64>,
 }
 
@@ -163,6 +168,7 @@ impl<P: Policy> Repo<P> {
             next_op: 0,
             effects: Vec::new(),
             index: BTreeMap::new(),
+            unsynced: BTreeSet::new(),
             scope_cursor,
         }
     }
@@ -188,16 +194,29 @@ impl<P: Policy> Repo<P> {
 
     /// Device: what storage knows about each document, given once at start.
     pub fn restore_index(&mut self, entries: impl IntoIterator<Item = (DocumentId, IndexEntry)>) {
-        self.index.extend(entries);
+        for (document, entry) in entries {
+            self.index.insert(document, entry);
+            self.reindex(document);
+        }
     }
 
     /// Device: documents with changes the relay has not acknowledged.
     pub fn unsynced_documents(&self) -> Vec<DocumentId> {
-        self.index
-            .iter()
-            .filter(|(_, entry)| !same_heads(&entry.local_heads, &entry.relay_heads))
-            .map(|(id, _)| *id)
-            .collect()
+        self.unsynced.iter().copied().collect()
+    }
+
+    /// Device: brings `unsynced` in line with the index entry of `document`, after any
+    /// change of that entry.
+    fn reindex(&mut self, document: DocumentId) {
+        let unsynced = self
+            .index
+            .get(&document)
+            .is_some_and(|entry| !same_heads(&entry.local_heads, &entry.relay_heads));
+        if unsynced {
+            self.unsynced.insert(document);
+        } else {
+            self.unsynced.remove(&document);
+        }
     }
 
     /// The durable state of a loaded document.

@@ -54,6 +54,7 @@ impl<P: Policy> Repo<P> {
         let entry = self.index.entry(document).or_default();
         entry.local_heads.clone_from(&heads);
         entry.relay_heads = heads;
+        self.reindex(document);
         self.notify(Notification::ChangesRefused {
             document,
             code,

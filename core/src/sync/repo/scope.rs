@@ -136,6 +136,7 @@ impl<P: Policy> Repo<P> {
                     if let Some(local) = self.index.get_mut(&entry.document_id) {
                         local.relay_heads.clone_from(&relay_heads);
                     }
+                    self.reindex(entry.document_id);
                     let op = self.next_op();
                     self.pending_ops.insert(op, PendingOp::Bookkeeping);
                     self.effects.push(Effect::Storage {

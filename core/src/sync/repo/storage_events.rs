@@ -140,6 +140,7 @@ impl<P: Policy> Repo<P> {
         }
         if self.config.role == Role::Device && !exists {
             self.index.remove(&document);
+            self.reindex(document);
         }
         for item in waiting {
             match item {

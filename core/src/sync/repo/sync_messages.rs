@@ -458,6 +458,7 @@ impl<P: Policy> Repo<P> {
             if role == Role::Device {
                 let entry = self.index.entry(document).or_default();
                 entry.local_heads.clone_from(&heads);
+                self.reindex(document);
                 // A relay that listed the document at exactly our heads holds it already.
                 listed_by.retain(|(_, relay_heads)| same_heads(relay_heads, &heads));
                 // A device pushes every durable change to every relay it is connected to.
@@ -518,6 +519,7 @@ impl<P: Policy> Repo<P> {
         let entry = self.index.entry(document).or_default();
         if synced && !same_heads(&entry.relay_heads, &their_heads) {
             entry.relay_heads.clone_from(&their_heads);
+            self.reindex(document);
             let op = self.next_op();
             self.pending_ops.insert(op, PendingOp::Bookkeeping);
             self.effects.push(Effect::Storage {
