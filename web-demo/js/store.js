@@ -50,6 +50,50 @@ function updateDocument(tx, document, update) {
   };
 }
 
+/**
+ * Queues the requests of one write op in `tx`; changes to its `documents` row go through
+ * `updateRow(document, update)`, which the caller applies once per row.
+ */
+function queueWrite(tx, op, updateRow) {
+  const changes = tx.objectStore('changes');
+  const snapshots = tx.objectStore('snapshots');
+  switch (op.type) {
+    case 'put-changes':
+      for (const change of op.changes) changes.put({ document: op.document, hash: change.hash, bytes: change.bytes });
+      updateRow(op.document, (row) => {
+        row.heads = op.heads;
+        if (op.meta) row.meta = op.meta;
+        row.unavailable = false;
+      });
+      break;
+    case 'compact':
+      snapshots.put({ document: op.document, snapshot: op.snapshot });
+      for (const hash of op.covered) changes.delete([op.document, hash]);
+      break;
+    case 'replace':
+      changes.delete(rowsOf(op.document));
+      snapshots.put({ document: op.document, snapshot: op.snapshot });
+      updateRow(op.document, (row) => {
+        // The engine returns the document to what the relay holds, so both heads agree.
+        const settled = op.heads ?? row.relayHeads ?? [];
+        row.heads = settled;
+        row.relayHeads = settled;
+      });
+      break;
+    case 'save-scope-cursor':
+      tx.objectStore('kv').put({ key: 'scopeCursor', value: op.cursor });
+      break;
+    case 'put-relay-heads':
+      updateRow(op.document, (row) => {
+        row.relayHeads = op.heads;
+      });
+      break;
+    default:
+      console.warn('caresync: unknown storage op', op);
+      break;
+  }
+}
+
 function openDatabase(name) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open(name, DB_VERSION);
@@ -101,47 +145,30 @@ export class Store {
    * Never rejects.
    */
   async execute(op) {
-    try {
-      switch (op.type) {
-        case 'load':
-          return await this.load(op.document);
-        case 'put-changes':
-          await this.putChanges(op);
-          return { type: 'written' };
-        case 'compact':
-          await this.compact(op);
-          return { type: 'written' };
-        case 'replace':
-          await this.replace(op);
-          return { type: 'written' };
-        case 'save-scope-cursor':
-          await this.kvSet('scopeCursor', op.cursor, true);
-          return { type: 'written' };
-        case 'put-relay-heads':
-          await this.putRelayHeads(op);
-          return { type: 'written' };
-        default:
-          console.warn('caresync: unknown storage op', op);
-          return { type: 'written' };
+    if (op.type === 'load') {
+      try {
+        return await this.load(op.document);
+      } catch (error) {
+        return { type: 'failed', reason: String(error?.message ?? error) };
       }
-    } catch (error) {
-      return { type: 'failed', reason: String(error?.message ?? error) };
     }
+    if (!WRITE_OPS.has(op.type)) {
+      console.warn('caresync: unknown storage op', op);
+      return { type: 'written' };
+    }
+    const [completion] = await this.writeBatch([op]);
+    return completion;
   }
 
   /**
    * Carries out write ops (every type but `load`) in order, in ONE strict transaction.
-   * Resolves with one completion per op, as `execute` does. If the transaction fails, each
-   * op is tried again in a transaction of its own, so one bad op fails alone.
+   * Resolves with one completion per op, as `execute` does, and never rejects. If the
+   * transaction of several ops fails, each is tried again in a transaction of its own, so
+   * one bad op fails alone.
    */
   async writeBatch(ops) {
-    if (ops.length === 1 || !ops.every((op) => WRITE_OPS.has(op.type))) {
-      return Promise.all(ops.map((op) => this.execute(op)));
-    }
     try {
       const tx = this.db.transaction(['changes', 'snapshots', 'documents', 'kv'], 'readwrite', STRICT);
-      const changes = tx.objectStore('changes');
-      const snapshots = tx.objectStore('snapshots');
       // Each `documents` row is read once and written once, with every op's update applied
       // in order: two read-modify-writes of one row in one transaction would lose one.
       const rowUpdates = new Map();
@@ -149,41 +176,7 @@ export class Store {
         if (!rowUpdates.has(document)) rowUpdates.set(document, []);
         rowUpdates.get(document).push(update);
       };
-      for (const op of ops) {
-        switch (op.type) {
-          case 'put-changes':
-            for (const change of op.changes) changes.put({ document: op.document, hash: change.hash, bytes: change.bytes });
-            updateRow(op.document, (row) => {
-              row.heads = op.heads;
-              if (op.meta) row.meta = op.meta;
-              row.unavailable = false;
-            });
-            break;
-          case 'compact':
-            snapshots.put({ document: op.document, snapshot: op.snapshot });
-            for (const hash of op.covered) changes.delete([op.document, hash]);
-            break;
-          case 'replace':
-            changes.delete(rowsOf(op.document));
-            snapshots.put({ document: op.document, snapshot: op.snapshot });
-            updateRow(op.document, (row) => {
-              const settled = op.heads ?? row.relayHeads ?? [];
-              row.heads = settled;
-              row.relayHeads = settled;
-            });
-            break;
-          case 'save-scope-cursor':
-            tx.objectStore('kv').put({ key: 'scopeCursor', value: op.cursor });
-            break;
-          case 'put-relay-heads':
-            updateRow(op.document, (row) => {
-              row.relayHeads = op.heads;
-            });
-            break;
-          default:
-            break;
-        }
-      }
+      for (const op of ops) queueWrite(tx, op, updateRow);
       for (const [document, updates] of rowUpdates) {
         updateDocument(tx, document, (row) => {
           for (const update of updates) update(row);
@@ -192,9 +185,10 @@ export class Store {
       await finished(tx);
       return ops.map(() => ({ type: 'written' }));
     } catch (error) {
+      if (ops.length === 1) return [{ type: 'failed', reason: String(error?.message ?? error) }];
       console.warn('caresync: a batch of writes failed; writing one by one', error);
       const completions = [];
-      for (const op of ops) completions.push(await this.execute(op));
+      for (const op of ops) completions.push(...(await this.writeBatch([op])));
       return completions;
     }
   }
@@ -218,47 +212,6 @@ export class Store {
           }
         : null,
     };
-  }
-
-  async putChanges({ document, meta, changes, heads }) {
-    const tx = this.db.transaction(['changes', 'documents'], 'readwrite', STRICT);
-    const rows = tx.objectStore('changes');
-    for (const change of changes) rows.put({ document, hash: change.hash, bytes: change.bytes });
-    updateDocument(tx, document, (row) => {
-      row.heads = heads;
-      if (meta) row.meta = meta;
-      row.unavailable = false;
-    });
-    await finished(tx);
-  }
-
-  async compact({ document, snapshot, covered }) {
-    const tx = this.db.transaction(['changes', 'snapshots'], 'readwrite', STRICT);
-    tx.objectStore('snapshots').put({ document, snapshot });
-    const rows = tx.objectStore('changes');
-    for (const hash of covered) rows.delete([document, hash]);
-    await finished(tx);
-  }
-
-  async replace({ document, snapshot, heads }) {
-    const tx = this.db.transaction(['changes', 'snapshots', 'documents'], 'readwrite', STRICT);
-    tx.objectStore('changes').delete(rowsOf(document));
-    tx.objectStore('snapshots').put({ document, snapshot });
-    updateDocument(tx, document, (row) => {
-      // The engine returns the document to what the relay holds, so both heads agree.
-      const settled = heads ?? row.relayHeads ?? [];
-      row.heads = settled;
-      row.relayHeads = settled;
-    });
-    await finished(tx);
-  }
-
-  async putRelayHeads({ document, heads }) {
-    const tx = this.db.transaction(['documents'], 'readwrite', STRICT);
-    updateDocument(tx, document, (row) => {
-      row.relayHeads = heads;
-    });
-    await finished(tx);
   }
 
   // ----- what the driver keeps besides the engine's rows ------------------------------
