@@ -282,6 +282,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         let mut per_core = Samples::new();
         let mut p50 = Samples::new();
         let mut p99 = Samples::new();
+        let mut ack_p99 = Samples::new();
         let mut rss = Samples::new();
         for (kind, result) in &results {
             push(&mut rate, *kind, result.changes_per_s);
@@ -294,6 +295,11 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 &mut p99,
                 *kind,
                 workloads::percentile(&result.latencies_ms, 99.0),
+            );
+            push(
+                &mut ack_p99,
+                *kind,
+                workloads::percentile(&result.ack_latencies_ms, 99.0),
             );
             push(&mut rss, *kind, result.peak_rss_mb);
             push(&mut cpu, *kind, result.relay_cpu_ms_per_change);
@@ -374,6 +380,14 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             &p99,
             &[],
             Some(Target::Ceiling(100.0)),
+        ));
+        figures.push(figure(
+            "b",
+            "change -> the relay's durable ack to the changing device p99, under a",
+            "ms",
+            &ack_p99,
+            &[],
+            None,
         ));
     }
 

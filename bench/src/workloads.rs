@@ -66,6 +66,8 @@ impl Sizes {
 pub struct LoadResult {
     pub changes_per_s: f64,
     pub latencies_ms: Vec<f64>,
+    /// From the probe's change to the relay's acknowledgement that it is stored.
+    pub ack_latencies_ms: Vec<f64>,
     pub peak_rss_mb: f64,
     /// The relay's CPU time (all threads) per acknowledged change during the timed
     /// phase: what the relay itself spends, whatever the load devices cost the machine.
@@ -169,6 +171,7 @@ pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
     }
 
     let mut latencies = Vec::new();
+    let mut ack_latencies = Vec::new();
     let mut counter = 0u64;
     while Instant::now() < deadline {
         counter += 1;
@@ -177,11 +180,22 @@ pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
             .await?;
         let sent = Instant::now();
         let heads = probe.heads(&probe_doc);
-        reviewer
-            .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
-            .await
-            .context("a probe change never reached the reviewer")?;
-        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        // Timed separately, to tell the relay's part (its durable acknowledgement to the
+        // probe) from the rest of the way (announcing, and the reviewer taking it in).
+        let acknowledged = async {
+            wait_all_synced(&probe, &[probe_doc]).await?;
+            anyhow::Ok(sent.elapsed())
+        };
+        let received = async {
+            reviewer
+                .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
+                .await
+                .context("a probe change never reached the reviewer")?;
+            anyhow::Ok(sent.elapsed())
+        };
+        let (acknowledged, received) = tokio::try_join!(acknowledged, received)?;
+        ack_latencies.push(acknowledged.as_secs_f64() * 1000.0);
+        latencies.push(received.as_secs_f64() * 1000.0);
         tokio::time::sleep(sizes.probe_every).await;
     }
     for task in tasks {
@@ -201,6 +215,7 @@ pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
     Ok(LoadResult {
         changes_per_s: changes / elapsed,
         latencies_ms: latencies,
+        ack_latencies_ms: ack_latencies,
         peak_rss_mb,
         relay_cpu_ms_per_change,
     })

@@ -7,6 +7,7 @@ pub mod domain;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod protocol;
+pub mod record_cache;
 pub mod relay_policy;
 pub mod sync;
 pub mod validation;

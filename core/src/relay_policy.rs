@@ -7,20 +7,39 @@ use std::borrow::Cow;
 use automerge::Automerge;
 
 use crate::access::{self, Decision, Mode, Part};
-use crate::domain::{Account, DocumentMeta, OrgTree, Role, read_meta};
+use crate::domain::{Account, DocumentMeta, OrgTree, Record, Role, read_meta};
 use crate::protocol::DocumentId;
+use crate::record_cache::RecordCache;
 use crate::sync::{Access, Policy, Refusal, RefusalCode};
-use crate::validation::validate_document_change;
+use crate::validation::validate_loaded_change;
 
 /// Judges accounts' access and changes against the org tree.
 #[derive(Clone, Debug)]
 pub struct RelayPolicy {
     pub tree: OrgTree,
+    /// The record after the last accepted change of each document: the next change's
+    /// state before, and the state the relay's report tables want.
+    records: RecordCache,
 }
 
 impl RelayPolicy {
     pub fn new(tree: OrgTree) -> Self {
-        RelayPolicy { tree }
+        RelayPolicy {
+            tree,
+            records: RecordCache::default(),
+        }
+    }
+
+    /// The record `doc` holds, read once per document state: a state this policy accepted
+    /// last is not read again.
+    pub fn record_of(&self, document: &DocumentId, doc: &Automerge) -> Option<Record> {
+        let heads = doc.get_heads();
+        if let Some(record) = self.records.get(document, &heads) {
+            return Some(record);
+        }
+        let record = Record::load(doc).ok()?;
+        self.records.put(*document, heads, record.clone());
+        Some(record)
     }
 
     fn allowed(&self, who: &Account, target: &DocumentMeta, mode: Mode) -> bool {
@@ -73,14 +92,21 @@ impl Policy for RelayPolicy {
         before: &Automerge,
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal> {
-        let loaded = validate_document_change(before, after).map_err(|errors| Refusal {
-            code: RefusalCode::Invalid,
-            message: errors
-                .iter()
-                .map(|error| format!("{} / {}", error.message_zh(), error.message_en()))
-                .collect::<Vec<_>>()
-                .join("; "),
-        })?;
+        let before_record = self.record_of(document, before);
+        let after_heads = after.get_heads();
+        let after_record = match self.records.get(document, &after_heads) {
+            Some(record) => Ok(record),
+            None => Record::load(after),
+        };
+        let loaded =
+            validate_loaded_change(before_record, after_record).map_err(|errors| Refusal {
+                code: RefusalCode::Invalid,
+                message: errors
+                    .iter()
+                    .map(|error| format!("{} / {}", error.message_zh(), error.message_en()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
         let id = document.to_string();
         let target = match recorded {
             Some(recorded) => recorded.clone().with_document_id(&id),
@@ -111,6 +137,7 @@ impl Policy for RelayPolicy {
         // A permitted transfer moves the recorded owner with the record.
         let mut recorded_next = target;
         recorded_next.owner = loaded.after.org_unit().clone();
+        self.records.put(*document, after_heads, loaded.after);
         Ok(Some(recorded_next))
     }
 }

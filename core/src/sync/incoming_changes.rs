@@ -146,9 +146,16 @@ pub(crate) fn judge<P: Policy>(
     // The usual message carries one change made on exactly the state we hold; then the
     // state it was made on is `latest` itself and no fork is needed.
     let latest_heads = latest.get_heads();
+    let only_change = changes.len() == 1;
     for change in &changes {
+        let made_on_latest = sorted(change.deps()) == latest_heads;
+        if only_change && made_on_latest {
+            // `scratch` is `latest` with this one change applied: exactly the state after it.
+            meta = policy.check_change(who, document, meta.as_ref(), latest, scratch)?;
+            continue;
+        }
         let forked;
-        let before = if sorted(change.deps()) == latest_heads {
+        let before = if made_on_latest {
             latest
         } else {
             forked = scratch.fork_at(change.deps()).map_err(|error| Refusal {

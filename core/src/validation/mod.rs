@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 pub use error::{ErrorCode, ValidationError};
 
-use crate::domain::Record;
+use crate::domain::{DomainError, Record};
 
 /// Every error of `record`, in field order; empty when the record is valid.
 pub fn errors(record: &Record) -> Vec<ValidationError> {
@@ -95,8 +95,16 @@ pub fn validate_document_change<D: autosurgeon::ReadDoc>(
     before: &D,
     after: &D,
 ) -> Result<LoadedChange, Vec<ValidationError>> {
-    let after = Record::load(after).map_err(|e| vec![ValidationError::from_domain_error(&e)])?;
-    let before = Record::load(before).ok();
+    validate_loaded_change(Record::load(before).ok(), Record::load(after))
+}
+
+/// [`validate_document_change`] for a caller that has read the records already (or kept
+/// them from an earlier read): `after` is the outcome of reading the state after the change.
+pub fn validate_loaded_change(
+    before: Option<Record>,
+    after: Result<Record, DomainError>,
+) -> Result<LoadedChange, Vec<ValidationError>> {
+    let after = after.map_err(|e| vec![ValidationError::from_domain_error(&e)])?;
     validate_transition(before.as_ref(), &after)?;
     Ok(LoadedChange { before, after })
 }

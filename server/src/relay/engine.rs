@@ -377,6 +377,10 @@ impl Engine {
     /// The query-table row of a document as it will be once its pending writes commit.
     fn report_of(&self, document: &DocumentId) -> Option<caresync_core::domain::ReportRow> {
         let latest = self.repo.latest(document)?;
+        // Usually the record the policy read when it accepted the last change.
+        if let Some(record) = self.repo.policy().record_of(document, latest) {
+            return Some(report_row(&document.to_string(), &record));
+        }
         match Record::load(latest) {
             Ok(record) => Some(report_row(&document.to_string(), &record)),
             Err(error) => {
