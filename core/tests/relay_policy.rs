@@ -716,3 +716,41 @@ fn a_disabled_account_sees_nothing() {
     world.run_until_quiet();
     assert!(world.device_doc(enabled, &t.child).is_some());
 }
+
+/// The relay keeps which connections may not see a document, so that announcing a change
+/// does not ask the rules about every connection again (`sync/no_access.rs`). New rules must
+/// make it ask again: here village A is merged into village B's area while director B is
+/// connected, and A's next change must reach B's phone.
+#[test]
+fn a_director_whose_area_grows_receives_the_next_change_of_a_record_now_in_it() {
+    let mut t = township();
+    let world = &mut t.world;
+    world.connect(t.director_b);
+    world.run_until_quiet();
+    world.edit_child(t.director_a, t.child, |child| {
+        child.name = "王小红".to_owned()
+    });
+    world.run_until_quiet();
+    assert!(
+        world.device_doc(t.director_b, &t.child).is_none(),
+        "director B does not see village A's record yet"
+    );
+
+    let unit = |code: &str, name: &str, level: OrgLevel, parent: &str| OrgUnit {
+        code: OrgUnitCode::new(code),
+        name: name.to_owned(),
+        level,
+        parent: Some(OrgUnitCode::new(parent)),
+    };
+    let mut merged = org_tree();
+    merged.insert(unit(VILLAGE_A, "东村社区", OrgLevel::Village, VILLAGE_B));
+    world.relay.repo.policy_mut().tree = merged;
+    world.edit_child(t.director_a, t.child, |child| {
+        child.name = "王小兰".to_owned()
+    });
+    world.run_until_quiet();
+    let on_b = world
+        .device_doc(t.director_b, &t.child)
+        .expect("the change after the merge reached director B");
+    assert_eq!(name_of(&on_b), "王小兰");
+}

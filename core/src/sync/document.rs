@@ -7,6 +7,7 @@ use automerge::sync;
 use automerge::{Automerge, Change, ChangeHash};
 
 use super::ConnectionId;
+use super::no_access::NoAccess;
 use super::policy::Access;
 use super::storage::StorageOpId;
 use crate::domain::DocumentMeta;
@@ -115,6 +116,8 @@ pub(crate) struct DocState {
     pub orphans: BTreeMap<ConnectionId, Vec<Vec<u8>>>,
     /// Device: a refusal that arrived while our own writes were pending.
     pub deferred_refusal: Option<(ConnectionId, String, String, Vec<[u8; 32]>)>,
+    /// Relay: connections the policy last said may not see this document.
+    pub no_access: NoAccess,
 }
 
 impl DocState {
@@ -133,6 +136,7 @@ impl DocState {
             last_used_ms: now_ms,
             deferred_refusal: None,
             orphans: BTreeMap::new(),
+            no_access: NoAccess::default(),
         }
     }
 

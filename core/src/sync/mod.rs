@@ -10,6 +10,7 @@ mod effect;
 mod incoming_changes;
 pub mod limits;
 mod memory_store;
+mod no_access;
 mod policy;
 mod repo;
 mod storage;

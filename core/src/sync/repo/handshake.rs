@@ -41,6 +41,8 @@ impl<P: Policy> Repo<P> {
         let Some(closed) = self.connections.remove(&connection) else {
             return;
         };
+        // The driver may give a later connection this id.
+        self.access_generation += 1;
         for document in closed.documents {
             if let Some(state) = self.documents.get_mut(&document) {
                 state.peers.remove(&connection);

@@ -153,6 +153,9 @@ pub struct Repo<P: Policy> {
     /// of 5,000 records quadratic (15 of its 30 s in the browser).
     unsynced: BTreeSet<DocumentId>,
     scope_cursor: Option<u64>,
+    /// Moves whenever an access answer kept in a document's `no_access` may have gone
+    /// stale: the rules were handed out for change, or a connection closed.
+    access_generation: u64,
 }
 
 impl<P: Policy> Repo<P> {
@@ -170,6 +173,7 @@ impl<P: Policy> Repo<P> {
             index: BTreeMap::new(),
             unsynced: BTreeSet::new(),
             scope_cursor,
+            access_generation: 0,
         }
     }
 
@@ -261,6 +265,7 @@ impl<P: Policy> Repo<P> {
 
     /// The policy, for a driver that learns new rules (org units added while serving).
     pub fn policy_mut(&mut self) -> &mut P {
+        self.access_generation += 1;
         &mut self.policy
     }
 

@@ -543,23 +543,33 @@ impl<P: Policy> Repo<P> {
         document: DocumentId,
         meta: crate::domain::DocumentMeta,
     ) {
-        let candidates: Vec<(ConnectionId, Access)> = self
-            .connections
-            .iter()
-            .filter(|(_, conn)| {
-                matches!(conn.handshake, Handshake::Ready)
-                    && conn.speaks(EXTENSION_SCOPE)
-                    && !conn.documents.contains(&document)
-                    && conn.documents.len() < DOCUMENTS_PER_CONNECTION_MAX
-            })
-            .map(|(id, conn)| {
-                (
-                    *id,
-                    self.policy.access(&conn.principal, &document, Some(&meta)),
-                )
-            })
-            .filter(|(_, access)| *access != Access::None)
-            .collect();
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        // Both lists are in ascending connection order, so the kept "no"s are walked once.
+        let known_closed = state.no_access.take_under(&meta, self.access_generation);
+        let mut known_closed = known_closed.into_iter().peekable();
+        let mut closed = Vec::with_capacity(self.connections.len());
+        let mut candidates: Vec<(ConnectionId, Access)> = Vec::new();
+        for (id, conn) in &self.connections {
+            if !(matches!(conn.handshake, Handshake::Ready)
+                && conn.speaks(EXTENSION_SCOPE)
+                && !conn.documents.contains(&document)
+                && conn.documents.len() < DOCUMENTS_PER_CONNECTION_MAX)
+            {
+                continue;
+            }
+            while known_closed.next_if(|known| known < id).is_some() {}
+            if known_closed.next_if_eq(id).is_some() {
+                closed.push(*id);
+                continue;
+            }
+            match self.policy.access(&conn.principal, &document, Some(&meta)) {
+                Access::None => closed.push(*id),
+                access => candidates.push((*id, access)),
+            }
+        }
+        state.no_access.keep(meta, self.access_generation, closed);
         if candidates.is_empty() {
             return;
         }
