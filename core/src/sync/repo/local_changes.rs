@@ -48,14 +48,14 @@ impl<P: Policy> Repo<P> {
         if !state.is_ready() {
             return Err(RepoError::NotLoaded(document));
         }
-        let before = state.latest().clone();
-        let mut working = before.clone().with_actor(actor);
+        // One copy to change: `latest` stays as it was if the edit fails or changes nothing.
+        let mut working = state.latest().clone().with_actor(actor);
         let seconds = i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX);
         let output = working
             .transact_with(|_| CommitOptions::default().with_time(seconds), f)
             .map_err(|failure| RepoError::Change(failure.error.to_string()))?
             .result;
-        let changes = before.get_changes_added(&working);
+        let changes = state.latest().get_changes_added(&working);
         if changes.is_empty() {
             return Ok(output);
         }
