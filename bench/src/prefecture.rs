@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use caresync_core::domain::OrgUnitCode;
 use caresync_server::bench_data::{self, Shape};
 use caresync_server::store::DocumentStore;
 use caresync_tests::RelayProcess;
@@ -35,7 +36,7 @@ const HEALTHZ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
     let documents: u64 = if quick { 5_000 } else { 1_000_000 };
-    let (starts, rounds) = if quick { (3, 10) } else { (5, 20) };
+    let (starts, cold_starts, rounds) = if quick { (3, 1, 10) } else { (5, 3, 20) };
     let db = prefecture(documents)?;
     let size = file_size(&db)?;
     // The generator makes about the number asked for; the figure names what the file holds.
@@ -88,6 +89,41 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
     stop(&mut relay)?;
     let reports = reports?;
 
+    // Cold starts: the database's pages dropped from the page cache before each, as after
+    // a reboot of the machine, and the first dashboard after it, which reads its pages.
+    let in_memory = is_in_memory(&db);
+    if in_memory {
+        println!(
+            "[f] note: {} is in memory (tmpfs), so the cold starts read it from memory too",
+            db.display()
+        );
+    }
+    let (township, reviewer) = measured_township(documents);
+    let requests = report_requests();
+    let dashboard = requests.get(..3).unwrap_or_default();
+    let mut cold_start = Vec::new();
+    let mut cold_dashboard = Vec::new();
+    for attempt in 0..cold_starts {
+        evict_from_page_cache(&db)?;
+        let started = Instant::now();
+        let mut process = RelayProcess::start_on(&db, &[])?;
+        let first = wait_healthy(&process.http_base())
+            .map(|()| millis(started.elapsed()))
+            .and_then(|took| {
+                let base = process.http_base();
+                let token = caresync_tests::login(&base, &reviewer, bench_data::BENCH_PASSWORD)?;
+                Ok((took, dashboard_ms(&base, &token, dashboard)?))
+            });
+        stop(&mut process)?;
+        let (took, dashboard) = first?;
+        println!(
+            "[f] cold start {}: healthz after {took:.0} ms; then the first dashboard of township {township}: {dashboard:.0} ms",
+            attempt + 1
+        );
+        cold_start.push(took);
+        cold_dashboard.push(dashboard);
+    }
+
     let what_start = format!(
         "relay start on {} documents ({:.1} GB SQLite), spawn → /healthz 200 (ours only: peers have no reports)",
         number(stored),
@@ -111,8 +147,53 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
             target: None,
         });
     }
+    let cold_note = if in_memory {
+        "; the file is in memory"
+    } else {
+        ""
+    };
+    figures.push(Figure {
+        workload: WORKLOAD,
+        what: format!(
+            "relay start, cold: the database dropped from the page cache first (posix_fadvise){cold_note}"
+        ),
+        unit: "ms",
+        ours: Measured::of(&cold_start),
+        peers: Vec::new(),
+        target: Some(Target::Ceiling(5_000.0)),
+    });
     figures.extend(reports);
+    figures.push(Figure {
+        workload: WORKLOAD,
+        what: format!("township monthly report, the first dashboard after a cold start{cold_note}"),
+        unit: "ms",
+        ours: Measured::of(&cold_dashboard),
+        peers: Vec::new(),
+        target: Some(Target::Ceiling(200.0)),
+    });
     Ok(figures)
+}
+
+/// Drops the database's files from the page cache (clean pages only: the relay that wrote
+/// them has stopped), so that the next start reads them from the disk.
+fn evict_from_page_cache(db: &Path) -> anyhow::Result<()> {
+    for path in sqlite_files(db) {
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        file.sync_all()
+            .with_context(|| format!("cannot flush {}", path.display()))?;
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed)
+            .with_context(|| format!("cannot drop {} from the page cache", path.display()))?;
+    }
+    Ok(())
+}
+
+/// True when `path` is on a tmpfs, where the page cache is the only copy and cannot be
+/// dropped.
+fn is_in_memory(path: &Path) -> bool {
+    const TMPFS_MAGIC: i128 = 0x0102_1994;
+    rustix::fs::statfs(path).is_ok_and(|stat| i128::from(stat.f_type) == TMPFS_MAGIC)
 }
 
 /// The generated prefecture of about `documents` documents: the kept file if there is one,
@@ -280,23 +361,79 @@ struct Request {
     path: String,
 }
 
-fn measure_reports(
-    relay: &RelayProcess,
-    documents: u64,
-    rounds: usize,
-) -> anyhow::Result<Vec<Figure>> {
-    let base = relay.http_base();
+/// The township whose reviewer the reports are measured for, and that reviewer's username.
+fn measured_township(documents: u64) -> (OrgUnitCode, String) {
     let shape = Shape::for_documents(documents);
     // A township in the middle of the prefecture: nothing about the first or last one
     // is special, but the middle shows no edge effect of either.
     let township = shape.township_code(shape.townships() / 2);
     let reviewer = bench_data::reviewer_username(&township);
-    let token = caresync_tests::login(&base, &reviewer, bench_data::BENCH_PASSWORD)?;
+    (township, reviewer)
+}
+
+/// GETs one report as `token`; its time in milliseconds and its size in bytes.
+fn get_report(
+    agent: &ureq::Agent,
+    base: &str,
+    token: &str,
+    request: &Request,
+) -> anyhow::Result<(f64, usize)> {
+    let url = format!("{base}/api/v1/{}", request.path);
+    let started = Instant::now();
+    let mut response = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_vec()
+        .with_context(|| format!("reading {url}"))?;
+    let took = millis(started.elapsed());
+    if status != 200 {
+        bail!(
+            "GET {url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok((took, body.len()))
+}
+
+/// The dashboard's three reports at once, each on its own connection, as the web app asks
+/// for them; the time until the last answered, in milliseconds.
+fn dashboard_ms(base: &str, token: &str, dashboard: &[Request]) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let answers: Vec<anyhow::Result<(f64, usize)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = dashboard
+            .iter()
+            .map(|request| scope.spawn(move || get_report(&agent(), base, token, request)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a request thread panicked")))
+            })
+            .collect()
+    });
+    for answer in answers {
+        answer?;
+    }
+    Ok(millis(started.elapsed()))
+}
+
+/// The coverage, overdue and hours reports of the month the generator's history ends in,
+/// and that month's Excel ledger; the dashboard asks for the first three.
+fn report_requests() -> [Request; 4] {
     let month = bench_data::report_month();
     let first = format!("{month}-01");
     let last = bench_data::history_end().to_string();
     let today = bench_data::history_end().to_string();
-    let requests = [
+    [
         Request {
             name: "coverage",
             path: format!("reports/coverage?from={first}&to={last}"),
@@ -313,34 +450,24 @@ fn measure_reports(
             name: "month.xlsx",
             path: format!("exports/month.xlsx?month={month}"),
         },
-    ];
+    ]
+}
+
+fn measure_reports(
+    relay: &RelayProcess,
+    documents: u64,
+    rounds: usize,
+) -> anyhow::Result<Vec<Figure>> {
+    let base = relay.http_base();
+    let shape = Shape::for_documents(documents);
+    let (township, reviewer) = measured_township(documents);
+    let token = caresync_tests::login(&base, &reviewer, bench_data::BENCH_PASSWORD)?;
+    let month = bench_data::report_month();
+    let requests = report_requests();
     let dashboard = requests.get(..3).unwrap_or_default();
 
     let client = agent();
-    let get = |agent: &ureq::Agent, request: &Request| -> anyhow::Result<(f64, usize)> {
-        let url = format!("{base}/api/v1/{}", request.path);
-        let started = Instant::now();
-        let mut response = agent
-            .get(&url)
-            .header("Authorization", &format!("Bearer {token}"))
-            .call()
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .with_context(|| format!("reading {url}"))?;
-        let took = millis(started.elapsed());
-        if status != 200 {
-            bail!(
-                "GET {url} answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
-        }
-        Ok((took, body.len()))
-    };
+    let get = |agent: &ureq::Agent, request: &Request| get_report(agent, &base, &token, request);
 
     // The first answer after a start is what a reviewer sees after a restart; it is
     // printed, and left out of the medians (statements are prepared and pages read then).
@@ -355,29 +482,7 @@ fn measure_reports(
     let mut together = Vec::new();
     let mut each: Vec<Vec<f64>> = vec![Vec::new(); requests.len()];
     for _ in 0..rounds {
-        // As the dashboard does: the three reports at once, each on its own connection.
-        let started = Instant::now();
-        let answers: Vec<anyhow::Result<(f64, usize)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = dashboard
-                .iter()
-                .map(|request| {
-                    let get = &get;
-                    scope.spawn(move || get(&agent(), request))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a request thread panicked")))
-                })
-                .collect()
-        });
-        for answer in answers {
-            answer?;
-        }
-        together.push(millis(started.elapsed()));
+        together.push(dashboard_ms(&base, &token, dashboard)?);
         for (request, samples) in requests.iter().zip(each.iter_mut()) {
             samples.push(get(&client, request)?.0);
         }
