@@ -129,49 +129,50 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
         number(stored),
         size as f64 / 1e9
     );
-    let mut figures = vec![Figure {
-        workload: WORKLOAD,
-        what: what_start,
-        unit: "ms",
-        ours: Measured::of(&spawn_to_healthz),
-        peers: Vec::new(),
-        target: Some(Target::Ceiling(5_000.0)),
-    }];
+    let mut figures = vec![ours_ms(
+        what_start,
+        &spawn_to_healthz,
+        Some(Target::Ceiling(5_000.0)),
+    )];
     if !relay_ready.is_empty() {
-        figures.push(Figure {
-            workload: WORKLOAD,
-            what: "relay start, its own `relay ready` started_ms (open db → listening)".to_owned(),
-            unit: "ms",
-            ours: Measured::of(&relay_ready),
-            peers: Vec::new(),
-            target: None,
-        });
+        figures.push(ours_ms(
+            "relay start, its own `relay ready` started_ms (open db → listening)".to_owned(),
+            &relay_ready,
+            None,
+        ));
     }
     let cold_note = if in_memory {
         "; the file is in memory"
     } else {
         ""
     };
-    figures.push(Figure {
-        workload: WORKLOAD,
-        what: format!(
-            "relay start, cold: the database dropped from the page cache first (posix_fadvise){cold_note}"
-        ),
-        unit: "ms",
-        ours: Measured::of(&cold_start),
-        peers: Vec::new(),
-        target: Some(Target::Ceiling(5_000.0)),
-    });
+    let what_cold = format!(
+        "relay start, cold: the database dropped from the page cache first (posix_fadvise){cold_note}"
+    );
+    figures.push(ours_ms(
+        what_cold,
+        &cold_start,
+        Some(Target::Ceiling(5_000.0)),
+    ));
     figures.extend(reports);
-    figures.push(Figure {
-        workload: WORKLOAD,
-        what: format!("township monthly report, the first dashboard after a cold start{cold_note}"),
-        unit: "ms",
-        ours: Measured::of(&cold_dashboard),
-        peers: Vec::new(),
-        target: Some(Target::Ceiling(200.0)),
-    });
+    figures.push(ours_ms(
+        format!("township monthly report, the first dashboard after a cold start{cold_note}"),
+        &cold_dashboard,
+        Some(Target::Ceiling(200.0)),
+    ));
     Ok(figures)
+}
+
+/// A figure in milliseconds of ours alone: the peers keep no report tables.
+fn ours_ms(what: String, samples: &[f64], target: Option<Target>) -> Figure {
+    Figure {
+        workload: WORKLOAD,
+        what,
+        unit: "ms",
+        ours: Measured::of(samples),
+        peers: Vec::new(),
+        target,
+    }
 }
 
 /// Drops the database's files from the page cache (clean pages only: the relay that wrote
@@ -495,27 +496,21 @@ fn measure_reports(
         "township {township}, {} villages, month {month}",
         shape.villages_per_township
     );
-    let mut figures = vec![Figure {
-        workload: WORKLOAD,
-        what: format!(
+    let mut figures = vec![ours_ms(
+        format!(
             "township monthly report: dashboard's coverage+overdue+hours at once ({scope_note}; ours only)"
         ),
-        unit: "ms",
-        ours: Measured::of(&together),
-        peers: Vec::new(),
-        target: Some(Target::Ceiling(200.0)),
-    }];
+        &together,
+        Some(Target::Ceiling(200.0)),
+    )];
     for (request, samples) in requests.iter().zip(&each) {
         let export = request.name.ends_with(".xlsx");
-        figures.push(Figure {
-            workload: WORKLOAD,
-            what: format!("  {} alone ({})", request.name, request.path),
-            unit: "ms",
-            ours: Measured::of(samples),
-            peers: Vec::new(),
+        figures.push(ours_ms(
+            format!("  {} alone ({})", request.name, request.path),
+            samples,
             // The Excel ledger is the monthly report on paper, so it has the same target.
-            target: export.then_some(Target::Ceiling(200.0)),
-        });
+            export.then_some(Target::Ceiling(200.0)),
+        ));
     }
     Ok(figures)
 }
