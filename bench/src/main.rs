@@ -274,7 +274,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             &options.peers,
             sizes.devices,
             "a/b load",
-            async |peer| workloads::load(peer, &sizes).await,
+            async |peer| workloads::load(peer, &sizes, false).await,
         )
         .await;
         let mut rate = Samples::new();
@@ -386,6 +386,64 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "change -> the relay's durable ack to the changing device p99, under a",
             "ms",
             &ack_p99,
+            &[],
+            None,
+        ));
+    }
+
+    // (b) again with the same devices offering a fixed rate below what the machine
+    // sustains: the latency a reviewer sees when the relay is busy but keeping up, rather
+    // than the queueing of (a)'s saturating closed loop.
+    if options.wants("b") {
+        let results = each_peer(
+            runs,
+            &options.peers,
+            sizes.devices,
+            "b paced load",
+            async |peer| workloads::load(peer, &sizes, true).await,
+        )
+        .await;
+        let mut rate = Samples::new();
+        let mut p50 = Samples::new();
+        let mut p99 = Samples::new();
+        for (kind, result) in &results {
+            push(&mut rate, *kind, result.changes_per_s);
+            push(
+                &mut p50,
+                *kind,
+                workloads::percentile(&result.latencies_ms, 50.0),
+            );
+            push(
+                &mut p99,
+                *kind,
+                workloads::percentile(&result.latencies_ms, 99.0),
+            );
+        }
+        let offered = format!(
+            "{} devices offering {:.0} changes/s together",
+            sizes.devices, sizes.paced_changes_per_s
+        );
+        figures.push(figure(
+            "b",
+            format!("stored changes/s, {offered}"),
+            "changes/s",
+            &rate,
+            &[],
+            None,
+        ));
+        figures.push(figure(
+            "b",
+            format!("change -> reviewer latency p50, {offered}"),
+            "ms",
+            &p50,
+            &[],
+            None,
+        ));
+        figures.push(figure(
+            "b",
+            format!("change -> reviewer latency p99, {offered}"),
+            "ms",
+            &p99,
             &[],
             None,
         ));

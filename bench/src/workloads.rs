@@ -27,6 +27,10 @@ pub struct Sizes {
     pub devices: usize,
     pub documents_per_device: usize,
     pub load_time: Duration,
+    /// The changes per second all load devices together offer in (b)'s paced run, where
+    /// each device starts a round (a change to each of its documents) at a fixed interval
+    /// instead of as soon as the last was acknowledged.
+    pub paced_changes_per_s: f64,
     pub probe_every: Duration,
     pub idle: &'static [usize],
     pub reconnect_documents: usize,
@@ -42,6 +46,7 @@ impl Sizes {
                 devices: 50,
                 documents_per_device: 2,
                 load_time: Duration::from_secs(2),
+                paced_changes_per_s: 100.0,
                 probe_every: Duration::from_millis(50),
                 idle: &[200],
                 reconnect_documents: 200,
@@ -52,6 +57,7 @@ impl Sizes {
                 devices: 200,
                 documents_per_device: 5,
                 load_time: Duration::from_secs(10),
+                paced_changes_per_s: 1_000.0,
                 probe_every: Duration::from_millis(50),
                 idle: &[2_468, 10_000],
                 reconnect_documents: 1_000,
@@ -91,8 +97,10 @@ async fn wait_all_synced(device: &Device, documents: &[DocumentId]) -> anyhow::R
 /// (a) and (b): `devices` devices each change their own documents in a loop (a change to
 /// each, then wait until the relay acknowledged all of them, again) for `load_time`,
 /// while a probe device changes one document every `probe_every` and a reviewer connected
-/// to the relay times how long each change takes to reach it.
-pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
+/// to the relay times how long each change takes to reach it. With `paced`, each device
+/// starts its rounds at a fixed interval so that all together offer
+/// `sizes.paced_changes_per_s`, and waits when it is ahead.
+pub async fn load(peer: &Peer, sizes: &Sizes, paced: bool) -> anyhow::Result<LoadResult> {
     // Connect and create every document first: only the steady state is timed.
     let mut devices = Vec::new();
     for i in 0..sizes.devices {
@@ -149,14 +157,34 @@ pub async fn load(peer: &Peer, sizes: &Sizes) -> anyhow::Result<LoadResult> {
     let cpu_before = peer.pid().map(peers::cpu_seconds).transpose()?;
     let started = Instant::now();
     let deadline = started + sizes.load_time;
+    let round_every = paced.then(|| {
+        Duration::from_secs_f64(
+            (sizes.devices * sizes.documents_per_device) as f64 / sizes.paced_changes_per_s,
+        )
+    });
     let mut tasks = Vec::new();
-    for (device, documents) in &devices {
+    for (index, (device, documents)) in devices.iter().enumerate() {
         // Each task owns its handle and list: the devices outlive the tasks here.
         let (device, documents) = (device.clone(), documents.clone());
         let acknowledged = Arc::clone(&acknowledged);
+        // Paced devices are spread over the interval, so the load is even, not in bursts.
+        let mut next_round =
+            round_every.map(|every| started + every.mul_f64(index as f64 / sizes.devices as f64));
         tasks.push(tokio::spawn(async move {
             let mut round = 0u64;
-            while Instant::now() < deadline {
+            loop {
+                if let (Some(at), Some(every)) = (next_round, round_every) {
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    // A device that fell behind starts its next round at once, without
+                    // catching up on the rounds it missed.
+                    next_round = Some((at + every).max(Instant::now()));
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
                 round += 1;
                 for doc in &documents {
                     device
