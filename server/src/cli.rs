@@ -71,6 +71,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Bytes of frames from all connections that may wait for the engine thread before
+    /// connections stop reading (at least one frame always fits).
+    #[arg(long, default_value_t = crate::relay::limits::ENGINE_QUEUE_BYTES_MAX)]
+    pub engine_queue_bytes_max: usize,
+
     /// Another origin allowed to open /sync from a browser (repeatable).
     #[arg(long)]
     pub allow_origin: Vec<String>,

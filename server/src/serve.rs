@@ -104,6 +104,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         session_ttl_ms: args.session_ttl_secs.saturating_mul(1_000),
         allowed_origins: args.allow_origin.clone(),
         idle_timeout_ms: args.idle_timeout_secs.saturating_mul(1_000),
+        engine_queue_bytes_max: args.engine_queue_bytes_max,
     };
     let state = AppState::new(
         Db::new(&args.db),

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use caresync_core::domain::OrgTree;
 use caresync_core::sync::ConnectionId;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::auth::password_checker::PasswordChecker;
 use crate::auth::rate_limit::AddressLimiter;
@@ -23,6 +23,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// A sync connection silent for this long is closed.
     pub idle_timeout_ms: u64,
+    /// Frame bytes from all connections that may wait for the engine thread.
+    pub engine_queue_bytes_max: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -39,6 +41,9 @@ pub struct AppState {
     /// Becomes true when the relay starts shutting down.
     pub shutdown: watch::Receiver<bool>,
     pub sockets: Arc<SocketCounter>,
+    /// Room in the engine's queue, in bytes (`Settings::engine_queue_bytes_max`): a frame
+    /// holds its size in permits until the engine has handled it.
+    pub engine_room: Arc<Semaphore>,
     next_connection: Arc<AtomicU64>,
 }
 
@@ -59,6 +64,11 @@ impl AppState {
             throttle: Arc::new(LoginThrottle::default()),
             limiter: Arc::new(AddressLimiter::default()),
             passwords: Arc::new(PasswordChecker::default()),
+            engine_room: Arc::new(Semaphore::new(
+                settings
+                    .engine_queue_bytes_max
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
             settings: Arc::new(settings),
             tree: Arc::new(RwLock::new(Arc::new(tree))),
             shutdown,

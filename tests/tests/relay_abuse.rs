@@ -12,6 +12,7 @@
 //! | a socket silent (not even a pong) for `--idle-timeout-secs` | close 4002 |
 //! | an `Origin` that is neither the relay's own nor listed with `--allow-origin` | 403 at the upgrade |
 //! | no `join` within `HANDSHAKE_MS_MAX` (10 s) | close 4003 |
+//! | frames waiting for the engine beyond `--engine-queue-bytes-max` (256 MiB) | the socket is not read until they fit |
 //!
 //! Every close code must also reach a client that still had messages on the way: the relay
 //! reads on until the client answers its close (`CLOSE_HANDSHAKE_MS_MAX`), or the kernel
@@ -627,5 +628,36 @@ async fn a_socket_that_never_joins_is_closed_with_4003() -> anyhow::Result<()> {
         elapsed >= Duration::from_millis(9_500) && elapsed <= Duration::from_secs(15),
         "closed after {elapsed:?}"
     );
+    Ok(())
+}
+
+/// Frames wait for the engine within a budget of bytes (`--engine-queue-bytes-max`); a
+/// connection reads its next frame only once its last fits, and the engine gives the room
+/// back as it handles each. With room for a single frame, two phones writing at once must
+/// still have every change stored and passed on: a frame whose room was never given back
+/// would leave every connection waiting after the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_room_for_one_frame_in_the_engines_queue_every_change_still_syncs()
+-> anyhow::Result<()> {
+    let relay = RelayProcess::start_with(&["--demo", "--engine-queue-bytes-max", "1"])?;
+    let director = login_as(&relay, "demo-director")?;
+    let village = director.org_unit.clone();
+    let first = phone(&relay, "first phone", &director).await?;
+    let second = phone(&relay, "second phone", &director).await?;
+    let mut children = Vec::new();
+    for n in 0..20 {
+        children.push(first.create(&child_in(&village, &format!("一号{n}")))?);
+        children.push(second.create(&child_in(&village, &format!("二号{n}")))?);
+    }
+    for device in [&first, &second] {
+        device
+            .wait_until(WAIT, |d| {
+                children
+                    .iter()
+                    .all(|child| d.record(child).is_some() && d.is_synced(child))
+            })
+            .await
+            .with_context(|| format!("{} did not get every change", device.name()))?;
+    }
     Ok(())
 }

@@ -4,12 +4,13 @@
 //! what the engine queues for it, pings, enforces the idle timeout, re-checks the session
 //! now and then, and says goodbye with a close code that tells the client why.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use caresync_core::domain::{Account, Role};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
 
 use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
@@ -55,10 +56,24 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
     ));
     let mut recheck = tokio::time::interval(Duration::from_millis(SESSION_RECHECK_MS));
     let mut shutdown = state.shutdown.clone();
+    // A frame read but not yet given to the engine: it waits for room in the engine's queue
+    // (`ENGINE_QUEUE_BYTES_MAX`), and the socket is not read meanwhile. Frames to the
+    // socket keep flowing, so a waiting connection still hears from the engine.
+    let mut waiting: Option<Vec<u8>> = None;
 
     let close: Option<(u16, String)> = loop {
         tokio::select! {
-            incoming = stream.next() => match incoming {
+            room = engine_room(&state, waiting.as_deref()), if waiting.is_some() => {
+                let Ok(room) = room else {
+                    break Some((close_codes::GOING_AWAY, "the relay is stopping".to_owned()));
+                };
+                let frame = waiting.take().unwrap_or_default();
+                let event = EngineEvent::Frame { connection, frame, room: Some(room) };
+                if state.engine.send(event).is_err() {
+                    break Some((close_codes::GOING_AWAY, "the relay is stopping".to_owned()));
+                }
+            },
+            incoming = stream.next(), if waiting.is_none() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break None,
                 Some(Err(error)) => {
                     let text = error.to_string();
@@ -75,10 +90,7 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
                         state.metrics.add_request_limited();
                         break Some((close_codes::RATE_LIMITED, "too many messages".to_owned()));
                     }
-                    let event = EngineEvent::Frame { connection, frame: bytes.to_vec() };
-                    if state.engine.send(event).is_err() {
-                        break Some((close_codes::GOING_AWAY, "the relay is stopping".to_owned()));
-                    }
+                    waiting = Some(bytes.to_vec());
                 }
                 Some(Ok(Message::Text(_))) => {
                     state.metrics.add_sync_error();
@@ -134,6 +146,20 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
         let _ = tokio::time::timeout(Duration::from_millis(CLOSE_HANDSHAKE_MS_MAX), drain).await;
     }
     let _ = sink.close().await;
+}
+
+/// Waits until the engine's queue has room for `frame` (a frame bigger than the whole budget
+/// waits for all of it), and holds that room until the engine has handled the frame.
+async fn engine_room(
+    state: &AppState,
+    frame: Option<&[u8]>,
+) -> Result<OwnedSemaphorePermit, AcquireError> {
+    let bytes = frame.map_or(0, <[u8]>::len);
+    let budget = state.settings.engine_queue_bytes_max.max(1);
+    let permits = u32::try_from(bytes.clamp(1, budget)).unwrap_or(u32::MAX);
+    Arc::clone(&state.engine_room)
+        .acquire_many_owned(permits)
+        .await
 }
 
 async fn session_still_valid(state: &AppState, token_hash: [u8; 32]) -> bool {

@@ -164,7 +164,11 @@ impl Engine {
                     },
                 );
             }
-            EngineEvent::Frame { connection, frame } => {
+            EngineEvent::Frame {
+                connection,
+                frame,
+                room: _room,
+            } => {
                 #[cfg(test)]
                 tests::panic_if_asked(&frame);
                 if self.peers.contains_key(&connection) {
@@ -558,6 +562,7 @@ mod tests {
         engine.handle_guarded(EngineEvent::Frame {
             connection: bad,
             frame: PANIC_FRAME.to_vec(),
+            room: None,
         });
         engine.flush();
         match bad_inbox.try_recv() {
@@ -576,6 +581,7 @@ mod tests {
         engine.handle_guarded(EngineEvent::Frame {
             connection: good,
             frame: join_frame(),
+            room: None,
         });
         engine.flush();
         match good_inbox.try_recv() {
@@ -586,6 +592,7 @@ mod tests {
         engine.handle_guarded(EngineEvent::Frame {
             connection: bad,
             frame: join_frame(),
+            room: None,
         });
         engine.flush();
         assert!(bad_inbox.try_recv().is_err());
@@ -606,6 +613,7 @@ mod tests {
         engine.handle_guarded(EngineEvent::Frame {
             connection,
             frame: join_frame(),
+            room: None,
         });
         engine.flush();
         while jobs_rx.try_recv().is_ok() {}

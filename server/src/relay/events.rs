@@ -2,7 +2,7 @@
 
 use caresync_core::domain::Account;
 use caresync_core::sync::{ConnectionId, StorageCompletion};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::review::ReviewRequest;
 
@@ -16,10 +16,12 @@ pub enum EngineEvent {
         account: Box<Account>,
         outbox: mpsc::Sender<Outgoing>,
     },
-    /// One binary frame from a connection.
+    /// One binary frame from a connection. `room` holds the frame's bytes in the engine's
+    /// queue budget (`ENGINE_QUEUE_BYTES_MAX`) until the engine drops it, handled.
     Frame {
         connection: ConnectionId,
         frame: Vec<u8>,
+        room: Option<OwnedSemaphorePermit>,
     },
     /// The socket closed (either side).
     Closed { connection: ConnectionId },

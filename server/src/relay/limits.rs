@@ -44,6 +44,13 @@ pub const CLOSE_HANDSHAKE_MS_MAX: u64 = 1_000;
 /// does not read.
 pub const OUTGOING_FRAMES_QUEUED_MAX: usize = 65_536;
 
+/// Bytes of frames, from all connections together, that may wait for the engine thread.
+/// A connection reads its next frame only once its last fits (TCP flow control then holds
+/// the sender back), so a client sending large frames faster than the engine handles them
+/// cannot grow the relay's memory; the rate limit alone allowed 500 frames of up to 8 MiB
+/// a second per connection. Ordinary sync frames are a few hundred bytes and never wait.
+pub const ENGINE_QUEUE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
 /// Storage requests the storage thread takes into one transaction (group commit).
 pub const STORAGE_BATCH_OPS_MAX: usize = 2_048;
 
