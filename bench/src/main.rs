@@ -179,6 +179,18 @@ fn push(samples: &mut Samples, kind: Kind, value: f64) {
     samples.entry(kind.name()).or_default().push(value);
 }
 
+/// One figure's samples out of every run of (a)/(b)'s load, per kind of relay.
+fn load_samples(
+    results: &[(Kind, workloads::LoadResult)],
+    value: impl Fn(&workloads::LoadResult) -> f64,
+) -> Samples {
+    let mut samples = Samples::new();
+    for (kind, result) in results {
+        push(&mut samples, *kind, value(result));
+    }
+    samples
+}
+
 /// A figure from per-kind samples: ours against each peer (and any extra peers).
 fn figure(
     workload: &'static str,
@@ -277,38 +289,15 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             async |peer| workloads::load(peer, &sizes, false).await,
         )
         .await;
-        let mut rate = Samples::new();
-        let mut cpu = Samples::new();
-        let mut per_core = Samples::new();
-        let mut p50 = Samples::new();
-        let mut p99 = Samples::new();
-        let mut ack_p99 = Samples::new();
-        let mut rss = Samples::new();
-        for (kind, result) in &results {
-            push(&mut rate, *kind, result.changes_per_s);
-            push(
-                &mut p50,
-                *kind,
-                workloads::percentile(&result.latencies_ms, 50.0),
-            );
-            push(
-                &mut p99,
-                *kind,
-                workloads::percentile(&result.latencies_ms, 99.0),
-            );
-            push(
-                &mut ack_p99,
-                *kind,
-                workloads::percentile(&result.ack_latencies_ms, 99.0),
-            );
-            push(&mut rss, *kind, result.peak_rss_mb);
-            push(&mut cpu, *kind, result.relay_cpu_ms_per_change);
-            push(
-                &mut per_core,
-                *kind,
-                1000.0 / result.relay_cpu_ms_per_change,
-            );
-        }
+        let rate = load_samples(&results, |r| r.changes_per_s);
+        let p50 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 50.0));
+        let p99 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 99.0));
+        let ack_p99 = load_samples(&results, |r| {
+            workloads::percentile(&r.ack_latencies_ms, 99.0)
+        });
+        let rss = load_samples(&results, |r| r.peak_rss_mb);
+        let cpu = load_samples(&results, |r| r.relay_cpu_ms_per_change);
+        let per_core = load_samples(&results, |r| 1000.0 / r.relay_cpu_ms_per_change);
         let what = format!(
             "stored changes/s, {} devices x {} docs, durable acks",
             sizes.devices, sizes.documents_per_device
@@ -403,22 +392,9 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             async |peer| workloads::load(peer, &sizes, true).await,
         )
         .await;
-        let mut rate = Samples::new();
-        let mut p50 = Samples::new();
-        let mut p99 = Samples::new();
-        for (kind, result) in &results {
-            push(&mut rate, *kind, result.changes_per_s);
-            push(
-                &mut p50,
-                *kind,
-                workloads::percentile(&result.latencies_ms, 50.0),
-            );
-            push(
-                &mut p99,
-                *kind,
-                workloads::percentile(&result.latencies_ms, 99.0),
-            );
-        }
+        let rate = load_samples(&results, |r| r.changes_per_s);
+        let p50 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 50.0));
+        let p99 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 99.0));
         let offered = format!(
             "{} devices offering {:.0} changes/s together",
             sizes.devices, sizes.paced_changes_per_s

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use automerge::Automerge;
 
 use crate::access::{self, Decision, Mode, Part};
-use crate::domain::{Account, DocumentMeta, OrgTree, Record, Role, read_meta};
+use crate::domain::{Account, DocumentMeta, DomainError, OrgTree, Record, Role, read_meta};
 use crate::protocol::DocumentId;
 use crate::record_cache::RecordCache;
 use crate::sync::{Access, Policy, Refusal, RefusalCode};
@@ -17,8 +17,8 @@ use crate::validation::validate_loaded_change;
 #[derive(Clone, Debug)]
 pub struct RelayPolicy {
     pub tree: OrgTree,
-    /// The record after the last accepted change of each document: the next change's
-    /// state before, and the state the relay's report tables want.
+    /// The record last read for each document: usually the state after its last change,
+    /// which is the next change's state before and the state the report tables want.
     records: RecordCache,
 }
 
@@ -30,16 +30,16 @@ impl RelayPolicy {
         }
     }
 
-    /// The record `doc` holds, read once per document state: a state this policy accepted
-    /// last is not read again.
-    pub fn record_of(&self, document: &DocumentId, doc: &Automerge) -> Option<Record> {
+    /// The record `doc` holds, read once per document state: the state this policy read
+    /// last for the document is not read again.
+    pub fn record_of(&self, document: &DocumentId, doc: &Automerge) -> Result<Record, DomainError> {
         let heads = doc.get_heads();
         if let Some(record) = self.records.get(document, &heads) {
-            return Some(record);
+            return Ok(record);
         }
-        let record = Record::load(doc).ok()?;
+        let record = Record::load(doc)?;
         self.records.put(*document, heads, record.clone());
-        Some(record)
+        Ok(record)
     }
 
     fn allowed(&self, who: &Account, target: &DocumentMeta, mode: Mode) -> bool {
@@ -92,12 +92,8 @@ impl Policy for RelayPolicy {
         before: &Automerge,
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal> {
-        let before_record = self.record_of(document, before);
-        let after_heads = after.get_heads();
-        let after_record = match self.records.get(document, &after_heads) {
-            Some(record) => Ok(record),
-            None => Record::load(after),
-        };
+        let before_record = self.record_of(document, before).ok();
+        let after_record = self.record_of(document, after);
         let loaded =
             validate_loaded_change(before_record, after_record).map_err(|errors| Refusal {
                 code: RefusalCode::Invalid,
@@ -137,7 +133,6 @@ impl Policy for RelayPolicy {
         // A permitted transfer moves the recorded owner with the record.
         let mut recorded_next = target;
         recorded_next.owner = loaded.after.org_unit().clone();
-        self.records.put(*document, after_heads, loaded.after);
         Ok(Some(recorded_next))
     }
 }

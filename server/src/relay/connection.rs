@@ -63,7 +63,7 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
 
     let close: Option<(u16, String)> = loop {
         tokio::select! {
-            room = engine_room(&state, waiting.as_deref()), if waiting.is_some() => {
+            room = engine_room(&state, waiting.as_ref().map_or(0, Vec::len)), if waiting.is_some() => {
                 let Ok(room) = room else {
                     break Some((close_codes::GOING_AWAY, "the relay is stopping".to_owned()));
                 };
@@ -148,13 +148,9 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
     let _ = sink.close().await;
 }
 
-/// Waits until the engine's queue has room for `frame` (a frame bigger than the whole budget
-/// waits for all of it), and holds that room until the engine has handled the frame.
-async fn engine_room(
-    state: &AppState,
-    frame: Option<&[u8]>,
-) -> Result<OwnedSemaphorePermit, AcquireError> {
-    let bytes = frame.map_or(0, <[u8]>::len);
+/// Waits until the engine's queue has room for a frame of `bytes` (a frame bigger than the
+/// whole budget waits for all of it); the room is held until the engine has handled it.
+async fn engine_room(state: &AppState, bytes: usize) -> Result<OwnedSemaphorePermit, AcquireError> {
     let budget = state.settings.engine_queue_bytes_max.max(1);
     let permits = u32::try_from(bytes.clamp(1, budget)).unwrap_or(u32::MAX);
     Arc::clone(&state.engine_room)

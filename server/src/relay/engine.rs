@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use caresync_core::domain::{Account, Record, report_row};
+use caresync_core::domain::{Account, report_row};
 use caresync_core::protocol::DocumentId;
 use caresync_core::relay_policy::RelayPolicy;
 use caresync_core::sync::{
@@ -381,11 +381,8 @@ impl Engine {
     /// The query-table row of a document as it will be once its pending writes commit.
     fn report_of(&self, document: &DocumentId) -> Option<caresync_core::domain::ReportRow> {
         let latest = self.repo.latest(document)?;
-        // Usually the record the policy read when it accepted the last change.
-        if let Some(record) = self.repo.policy().record_of(document, latest) {
-            return Some(report_row(&document.to_string(), &record));
-        }
-        match Record::load(latest) {
+        // Usually the record the policy read when it judged the last change.
+        match self.repo.policy().record_of(document, latest) {
             Ok(record) => Some(report_row(&document.to_string(), &record)),
             Err(error) => {
                 // The change was accepted by validation, so this is a record the report
