@@ -21,18 +21,138 @@
 //! `autosurgeon::hydrate` directly skips this normalisation and fails on `Text` strings.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::RangeBounds;
 
 use automerge::{self as am, AutomergeError, ObjId, ObjType, ScalarValue, Value};
 use autosurgeon::{Doc, ReadDoc};
 
 /// A read-only view of a document in the canonical shape described in the module docs.
+///
+/// It reads each map and list it is asked about once, in one pass over the object, and
+/// answers every later question about that object from what it read. autosurgeon asks for
+/// each field by key, and automerge seeks each key in the document's columns from the
+/// start, so a record of a dozen fields cost a dozen seeks; one pass over the object costs
+/// about as much as one or two of them (`core/examples/record_read.rs` measures both). The
+/// view borrows the document immutably, so what it read cannot go stale.
 #[derive(Debug)]
-pub(crate) struct Reader<'d, D>(pub(crate) &'d D);
+pub(crate) struct Reader<'d, D>(pub(crate) &'d D, ObjectsRead);
+
+impl<'d, D: ReadDoc> Reader<'d, D> {
+    pub(crate) fn new(doc: &'d D) -> Self {
+        Reader(doc, ObjectsRead::default())
+    }
+}
+
+/// `doc.get(obj, prop)` in the canonical shape, answered from `read` where it can be.
+fn read_canonical<'a, D: ReadDoc>(
+    doc: &'a D,
+    read: &ObjectsRead,
+    obj: &ObjId,
+    prop: am::Prop,
+) -> Result<Option<(Value<'a>, ObjId)>, AutomergeError> {
+    match read.entry(doc, obj, &prop) {
+        Some(found) => canonical(doc, found),
+        // Not a map or list, or the property does not fit the object: automerge's own
+        // answer (often its error) is the one to give.
+        None => canonical(doc, doc.get(obj, prop)?),
+    }
+}
+
+/// The visible entries of the maps and lists a [`Reader`] has read, by object.
+#[derive(Debug, Default)]
+pub(crate) struct ObjectsRead(RefCell<HashMap<ObjId, Entries>>);
+
+/// One object's visible entries, each with the id automerge gives it.
+#[derive(Debug)]
+enum Entries {
+    Map(Vec<(String, Value<'static>, ObjId)>),
+    List(Vec<(Value<'static>, ObjId)>),
+}
+
+impl ObjectsRead {
+    /// Forgets everything read, before the document changes.
+    fn forget(&self) {
+        self.0.borrow_mut().clear();
+    }
+
+    /// The entry at `prop` of `obj` (`Some(None)` when it has none), or `None` when `obj`
+    /// is not a map or list or `prop` does not address it.
+    fn entry<D: ReadDoc>(
+        &self,
+        doc: &D,
+        obj: &ObjId,
+        prop: &am::Prop,
+    ) -> Option<Option<(Value<'static>, ObjId)>> {
+        self.with_entries(doc, obj, |entries| match (entries, prop) {
+            (Entries::Map(map), am::Prop::Map(key)) => Some(
+                map.iter()
+                    .find(|(entry_key, _, _)| entry_key == key)
+                    .map(|(_, value, id)| (value.clone(), id.clone())),
+            ),
+            (Entries::List(list), am::Prop::Seq(index)) => Some(list.get(*index).cloned()),
+            _ => None,
+        })?
+    }
+
+    fn length<D: ReadDoc>(&self, doc: &D, obj: &ObjId) -> Option<usize> {
+        self.with_entries(doc, obj, |entries| match entries {
+            Entries::Map(map) => map.len(),
+            Entries::List(list) => list.len(),
+        })
+    }
+
+    /// Runs `answer` on the entries of `obj`, reading them first if this is the first
+    /// question about it; `None` when `obj` is not a map or list.
+    fn with_entries<D: ReadDoc, T>(
+        &self,
+        doc: &D,
+        obj: &ObjId,
+        answer: impl FnOnce(&Entries) -> T,
+    ) -> Option<T> {
+        if let Some(entries) = self.0.borrow().get(obj) {
+            return Some(answer(entries));
+        }
+        let entries = match doc.object_type(obj)? {
+            ObjType::Map | ObjType::Table => Entries::Map(
+                doc.map_range(obj, ..)
+                    .map(|item| {
+                        let id = item.id();
+                        (item.key.into_owned(), item.value.into_value(), id)
+                    })
+                    .collect(),
+            ),
+            ObjType::List => Entries::List(
+                doc.list_range(obj, ..)
+                    .map(|item| {
+                        let id = item.id();
+                        (item.value.into_value(), id)
+                    })
+                    .collect(),
+            ),
+            ObjType::Text => return None,
+        };
+        let answer = answer(&entries);
+        self.0.borrow_mut().insert(obj.clone(), entries);
+        Some(answer)
+    }
+}
 
 /// A writable view of a document that reads canonically and skips invisible rewrites.
+///
+/// Like [`Reader`] it reads each object once, and it forgets all it read on every write,
+/// so a read after a write sees the write. Saving a record asks about every field twice
+/// (autosurgeon compares each with the document, then the writer checks whether the put
+/// is visible) and usually writes one or two, so this saves most of the seeks.
 #[derive(Debug)]
-pub(crate) struct Writer<'d, D>(pub(crate) &'d mut D);
+pub(crate) struct Writer<'d, D>(pub(crate) &'d mut D, ObjectsRead);
+
+impl<'d, D: Doc> Writer<'d, D> {
+    pub(crate) fn new(doc: &'d mut D) -> Self {
+        Writer(doc, ObjectsRead::default())
+    }
+}
 
 /// Turns the raw value at a property into the canonical shape.
 fn canonical<'a, D: ReadDoc>(
@@ -93,8 +213,7 @@ macro_rules! canonical_read_doc {
                 obj: &ObjId,
                 prop: P,
             ) -> Result<Option<(Value<'_>, ObjId)>, AutomergeError> {
-                let found = self.0.get(obj, prop)?;
-                canonical(&*self.0, found)
+                read_canonical(&*self.0, &self.1, obj, prop.into())
             }
 
             fn object_type<O: AsRef<ObjId>>(&self, obj: O) -> Option<am::ObjType> {
@@ -119,7 +238,9 @@ macro_rules! canonical_read_doc {
             }
 
             fn length<O: AsRef<ObjId>>(&self, obj: O) -> usize {
-                self.0.length(obj)
+                self.1
+                    .length(&*self.0, obj.as_ref())
+                    .unwrap_or_else(|| self.0.length(obj))
             }
 
             fn text<O: AsRef<ObjId>>(&self, obj: O) -> Result<String, AutomergeError> {
@@ -144,6 +265,13 @@ canonical_read_doc!(Reader);
 canonical_read_doc!(Writer);
 
 impl<D: Doc> Writer<'_, D> {
+    /// The document, to change: every change goes through here, so that nothing read
+    /// before it is used after it.
+    fn doc_mut(&mut self) -> &mut D {
+        self.1.forget();
+        self.0
+    }
+
     /// True when putting `value` at `(obj, prop)` would not change what a reader sees.
     fn put_is_invisible(
         &self,
@@ -151,14 +279,15 @@ impl<D: Doc> Writer<'_, D> {
         prop: &am::Prop,
         value: &ScalarValue,
     ) -> Result<bool, AutomergeError> {
-        let found = self.0.get(obj, prop.clone())?;
-        Ok(match canonical(&*self.0, found)? {
-            Some((Value::Scalar(current), _)) => {
-                current.as_ref() == canonical_scalar(Cow::Borrowed(value)).as_ref()
-            }
-            Some((Value::Object(_), _)) => false,
-            None => matches!(value, ScalarValue::Null),
-        })
+        Ok(
+            match read_canonical(&*self.0, &self.1, obj, prop.clone())? {
+                Some((Value::Scalar(current), _)) => {
+                    current.as_ref() == canonical_scalar(Cow::Borrowed(value)).as_ref()
+                }
+                Some((Value::Object(_), _)) => false,
+                None => matches!(value, ScalarValue::Null),
+            },
+        )
     }
 
     fn put_scalar(
@@ -172,9 +301,9 @@ impl<D: Doc> Writer<'_, D> {
         }
         // `None` is stored as an absent key, so clients never have to tell null from absent.
         if matches!(value, ScalarValue::Null) && matches!(prop, am::Prop::Map(_)) {
-            return self.0.delete(obj, prop);
+            return self.doc_mut().delete(obj, prop);
         }
-        self.0
+        self.doc_mut()
             .put(obj, prop, canonical_scalar(Cow::Owned(value)).into_owned())
     }
 }
@@ -217,7 +346,7 @@ impl<D: Doc> Doc for Writer<'_, D> {
         prop: P,
         value: am::ObjType,
     ) -> Result<ObjId, AutomergeError> {
-        self.0.put_object(obj, prop, value)
+        self.doc_mut().put_object(obj, prop, value)
     }
 
     fn insert<O: AsRef<ObjId>, V: Into<am::ScalarValue>>(
@@ -227,7 +356,7 @@ impl<D: Doc> Doc for Writer<'_, D> {
         value: V,
     ) -> Result<(), AutomergeError> {
         let value = canonical_scalar(Cow::Owned(value.into())).into_owned();
-        self.0.insert(obj, index, value)
+        self.doc_mut().insert(obj, index, value)
     }
 
     fn insert_object<O: AsRef<ObjId>>(
@@ -236,7 +365,7 @@ impl<D: Doc> Doc for Writer<'_, D> {
         index: usize,
         value: am::ObjType,
     ) -> Result<ObjId, AutomergeError> {
-        self.0.insert_object(obj, index, value)
+        self.doc_mut().insert_object(obj, index, value)
     }
 
     fn increment<O: AsRef<ObjId>, P: Into<am::Prop>>(
@@ -245,7 +374,7 @@ impl<D: Doc> Doc for Writer<'_, D> {
         prop: P,
         value: i64,
     ) -> Result<(), AutomergeError> {
-        self.0.increment(obj, prop, value)
+        self.doc_mut().increment(obj, prop, value)
     }
 
     fn delete<O: AsRef<ObjId>, P: Into<am::Prop>>(
@@ -253,7 +382,7 @@ impl<D: Doc> Doc for Writer<'_, D> {
         obj: O,
         prop: P,
     ) -> Result<(), AutomergeError> {
-        self.0.delete(obj, prop)
+        self.doc_mut().delete(obj, prop)
     }
 
     fn splice_text<O: AsRef<ObjId>>(
@@ -263,11 +392,11 @@ impl<D: Doc> Doc for Writer<'_, D> {
         del: isize,
         text: &str,
     ) -> Result<(), AutomergeError> {
-        self.0.splice_text(obj, pos, del, text)
+        self.doc_mut().splice_text(obj, pos, del, text)
     }
 
     fn update_text<O: AsRef<ObjId>>(&mut self, obj: O, text: &str) -> Result<(), AutomergeError> {
-        self.0.update_text(obj, text)
+        self.doc_mut().update_text(obj, text)
     }
 
     fn batch_create<O: AsRef<ObjId>, P: Into<am::Prop>>(
@@ -282,14 +411,14 @@ impl<D: Doc> Doc for Writer<'_, D> {
             return self.put_scalar(obj.as_ref(), prop, scalar.clone());
         }
         strip_nulls(&mut value);
-        self.0.batch_create(obj, prop, value, insert)
+        self.doc_mut().batch_create(obj, prop, value, insert)
     }
 
     fn init_root_from_hydrate(&mut self, value: &am::hydrate::Map) -> Result<(), AutomergeError> {
         let mut root = am::hydrate::Value::Map(value.clone());
         strip_nulls(&mut root);
         match root {
-            am::hydrate::Value::Map(map) => self.0.init_root_from_hydrate(&map),
+            am::hydrate::Value::Map(map) => self.doc_mut().init_root_from_hydrate(&map),
             // `root` was built as a map two lines above and `strip_nulls` keeps its shape.
             _ => Ok(()),
         }

@@ -19,7 +19,10 @@ use super::service_log::ServiceLog;
 /// Reads the root `kind` of a document, accepting a scalar string or a `Text` object
 /// (`null` reads as absent).
 pub fn read_kind<D: ReadDoc>(doc: &D) -> Result<DocumentKind, DomainError> {
-    let reader = Reader(doc);
+    kind_of(&Reader::new(doc))
+}
+
+fn kind_of<D: ReadDoc>(reader: &Reader<'_, D>) -> Result<DocumentKind, DomainError> {
     match reader.get(&automerge::ROOT, KEY_KIND)? {
         Some((Value::Scalar(scalar), _)) => match scalar.as_ref() {
             ScalarValue::Str(text) => {
@@ -43,21 +46,25 @@ pub(crate) trait Stored: autosurgeon::Hydrate + autosurgeon::Reconcile + Sized {
 }
 
 pub(crate) fn load_stored<T: Stored, D: ReadDoc>(doc: &D) -> Result<T, DomainError> {
-    let found = read_kind(doc)?;
+    load_with(&Reader::new(doc))
+}
+
+/// Reads a record through `reader`, which may already have read the document's root.
+fn load_with<T: Stored, D: ReadDoc>(reader: &Reader<'_, D>) -> Result<T, DomainError> {
+    let found = kind_of(reader)?;
     if found != T::KIND {
         return Err(DomainError::WrongKind {
             expected: T::KIND,
             found: found.as_str().to_owned(),
         });
     }
-    let reader = Reader(doc);
     for key in T::REQUIRED_KEYS {
         // The reader presents `null` as absent, so a null required field is missing too.
         if reader.get(&automerge::ROOT, *key)?.is_none() {
             return Err(DomainError::MissingField(key));
         }
     }
-    Ok(autosurgeon::hydrate(&reader)?)
+    Ok(autosurgeon::hydrate(reader)?)
 }
 
 pub(crate) fn save_stored<T: Stored, D: Doc>(value: &T, doc: &mut D) -> Result<(), DomainError> {
@@ -71,7 +78,7 @@ pub(crate) fn save_stored<T: Stored, D: Doc>(value: &T, doc: &mut D) -> Result<(
             });
         }
     }
-    let mut writer = Writer(doc);
+    let mut writer = Writer::new(doc);
     autosurgeon::reconcile(&mut writer, value)?;
     Ok(())
 }
@@ -185,11 +192,13 @@ impl Serialize for Record {
 impl Record {
     /// Reads a record of whatever kind the document's root `kind` says.
     pub fn load<D: ReadDoc>(doc: &D) -> Result<Record, DomainError> {
-        Ok(match read_kind(doc)? {
-            DocumentKind::Child => Record::Child(Child::load(doc)?),
-            DocumentKind::Elder => Record::Elder(Elder::load(doc)?),
-            DocumentKind::HomeVisit => Record::HomeVisit(HomeVisit::load(doc)?),
-            DocumentKind::ServiceLog => Record::ServiceLog(ServiceLog::load(doc)?),
+        // One reader for the kind and the record, so the root is read once.
+        let reader = Reader::new(doc);
+        Ok(match kind_of(&reader)? {
+            DocumentKind::Child => Record::Child(load_with(&reader)?),
+            DocumentKind::Elder => Record::Elder(load_with(&reader)?),
+            DocumentKind::HomeVisit => Record::HomeVisit(load_with(&reader)?),
+            DocumentKind::ServiceLog => Record::ServiceLog(load_with(&reader)?),
         })
     }
 
