@@ -14,6 +14,11 @@ mod prefecture;
 mod report;
 mod workloads;
 
+/// The load devices use the relay's allocator, so that a machine-level figure is not
+/// lowered by the devices' allocations.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;

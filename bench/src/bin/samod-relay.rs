@@ -14,6 +14,11 @@ use samod::{Repo, ShareConfig, Transport, Url};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+/// The same allocator as caresync's relay, so that the ratio against this peer is not
+/// about allocators.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut data_dir = None;
     let mut addr = "127.0.0.1:0".to_owned();
