@@ -94,6 +94,31 @@ async fn wait_all_synced(device: &Device, documents: &[DocumentId]) -> anyhow::R
         .await
 }
 
+/// How much lower than the relay's the load devices' CPU priority is (a `nice` value; 10
+/// gives them about a tenth of the CPU against a busy relay thread).
+///
+/// The 200 load devices stand for phones elsewhere; here they share the relay's two
+/// cores, and at equal priority the kernel gave them about half of the CPU, so the relay
+/// was starved and the closed loop's thousand changes in flight queued inside the relay,
+/// where (b)'s probe waits behind them. At a lower priority the devices take the CPU the
+/// relay leaves, and the queue forms in the load generator instead. Every peer is
+/// measured the same way.
+const LOAD_DEVICES_NICE: i32 = 10;
+
+/// A runtime for the load devices whose threads run at [`LOAD_DEVICES_NICE`].
+fn load_devices_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("load-device")
+        .on_thread_start(|| {
+            // On Linux this sets the calling thread's priority. Without it the figures
+            // are those of an equal share, which is what a failure here leaves.
+            let _ = rustix::process::setpriority_process(None, LOAD_DEVICES_NICE);
+        })
+        .enable_all()
+        .build()?)
+}
+
 /// (a) and (b): `devices` devices each change their own documents in a loop (a change to
 /// each, then wait until the relay acknowledged all of them, again) for `load_time`,
 /// while a probe device changes one document every `probe_every` and a reviewer connected
@@ -101,137 +126,81 @@ async fn wait_all_synced(device: &Device, documents: &[DocumentId]) -> anyhow::R
 /// starts its rounds at a fixed interval so that all together offer
 /// `sizes.paced_changes_per_s`, and waits when it is ahead.
 pub async fn load(peer: &Peer, sizes: &Sizes, paced: bool) -> anyhow::Result<LoadResult> {
-    // Connect and create every document first: only the steady state is timed.
-    let mut devices = Vec::new();
-    for i in 0..sizes.devices {
-        let device = Arc::new(peer.device(&format!("load-{i}")));
-        // One village (one director account) per device, as in the field: a director's
-        // phone is told of every record of its village, so devices sharing a village
-        // would each receive the others' changes too, which is not this workload.
-        let village = i;
-        device.connect(&peer.device_url(village)).await?;
-        let mut documents = Vec::new();
-        for d in 0..sizes.documents_per_device {
-            documents.push(device.create(&peers::child_record(village, &format!("c{i}-{d}"))?)?);
-        }
-        devices.push((device, documents));
-    }
-    for (device, documents) in &devices {
-        wait_all_synced(device, documents)
-            .await
-            .with_context(|| format!("{}: setup never acknowledged", peer.kind.name()))?;
-    }
-    let probe = peer.device("probe");
-    probe.connect(&peer.device_url(0)).await?;
-    let probe_doc = probe.create(&peers::child_record(0, "probe")?)?;
-    wait_all_synced(&probe, &[probe_doc]).await?;
+    let runtime = load_devices_runtime()?;
+    let load_devices = LoadDevices {
+        devices: (0..sizes.devices)
+            .map(|i| (peer.device(&format!("load-{i}")), peer.device_url(i)))
+            .collect(),
+        sizes: *sizes,
+        paced,
+    };
+    let (documents_tx, documents_rx) = tokio::sync::oneshot::channel();
+    let (load_start_tx, load_start_rx) = tokio::sync::oneshot::channel::<(Instant, Instant)>();
+    let loading = runtime.spawn(load_devices.run(documents_tx, load_start_rx));
+    let outcome = observe_load(peer, sizes, loading, documents_rx, load_start_tx).await;
+    runtime.shutdown_background();
+    outcome
+}
 
-    // The reviewer follows every document: ours lists the township's documents to it;
-    // the peers are asked for each by id, which is how a plain client follows documents.
-    let reviewer = peer.device("reviewer");
-    reviewer.connect(&peer.reviewer_url()).await?;
-    let mut all: Vec<DocumentId> = devices.iter().flat_map(|(_, docs)| docs.clone()).collect();
-    all.push(probe_doc);
-    if !peer.lists_scope() {
-        for doc in &all {
-            reviewer.open(doc);
-        }
+/// Starts the probe and the reviewer once the load devices are set up, starts the timed
+/// phase for all of them, and gathers the figures.
+async fn observe_load(
+    peer: &Peer,
+    sizes: &Sizes,
+    loading: tokio::task::JoinHandle<anyhow::Result<u64>>,
+    documents: tokio::sync::oneshot::Receiver<Vec<DocumentId>>,
+    load_start: tokio::sync::oneshot::Sender<(Instant, Instant)>,
+) -> anyhow::Result<LoadResult> {
+    let Ok(documents) = documents.await else {
+        let error = match loading.await {
+            Ok(Err(error)) => error,
+            _ => anyhow::anyhow!("the load devices stopped"),
+        };
+        return Err(error.context(format!("{}: load devices set-up", peer.kind.name())));
+    };
+    // The probe and the reviewer stand for a phone and a township office elsewhere, so
+    // they run on their own thread at the relay's priority: sharing the load devices'
+    // runtime, every probe change and every reviewer update waited behind 200 devices'
+    // tasks in the benchmark process, which is the load generator's queue, not the relay's.
+    let observers = Observers {
+        probe: peer.device("probe"),
+        probe_url: peer.device_url(0),
+        reviewer: peer.device("reviewer"),
+        reviewer_url: peer.reviewer_url(),
+        reviewer_opens_each: !peer.lists_scope(),
+        probe_every: sizes.probe_every,
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let observing = std::thread::Builder::new()
+        .name("probe-and-reviewer".to_owned())
+        .spawn(move || -> anyhow::Result<Observed> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(observers.run(documents, ready_tx, start_rx))
+        })?;
+    if ready_rx.await.is_err() {
+        let error = match tokio::task::spawn_blocking(move || observing.join()).await {
+            Ok(Ok(Err(error))) => error,
+            _ => anyhow::anyhow!("the probe and reviewer thread stopped"),
+        };
+        return Err(error.context(peer.recent_log()));
     }
-    poll_until(ACK_TIMEOUT, || {
-        all.iter().all(|doc| !reviewer.heads(doc).is_empty())
-    })
-    .await
-    .with_context(|| {
-        let received = all
-            .iter()
-            .filter(|doc| !reviewer.heads(doc).is_empty())
-            .count();
-        format!(
-            "the reviewer received {received} of {} documents\n{}",
-            all.len(),
-            peer.recent_log()
-        )
-    })?;
 
-    let acknowledged = Arc::new(AtomicU64::new(0));
     let cpu_before = peer.pid().map(peers::cpu_seconds).transpose()?;
     let started = Instant::now();
     let deadline = started + sizes.load_time;
-    let round_every = paced.then(|| {
-        Duration::from_secs_f64(
-            (sizes.devices * sizes.documents_per_device) as f64 / sizes.paced_changes_per_s,
-        )
-    });
-    let mut tasks = Vec::new();
-    for (index, (device, documents)) in devices.iter().enumerate() {
-        // Each task owns its handle and list: the devices outlive the tasks here.
-        let (device, documents) = (device.clone(), documents.clone());
-        let acknowledged = Arc::clone(&acknowledged);
-        // Paced devices are spread over the interval, so the load is even, not in bursts.
-        let mut next_round =
-            round_every.map(|every| started + every.mul_f64(index as f64 / sizes.devices as f64));
-        tasks.push(tokio::spawn(async move {
-            let mut round = 0u64;
-            loop {
-                if let (Some(at), Some(every)) = (next_round, round_every) {
-                    if at >= deadline {
-                        break;
-                    }
-                    tokio::time::sleep_until(at.into()).await;
-                    // A device that fell behind starts its next round at once, without
-                    // catching up on the rounds it missed.
-                    next_round = Some((at + every).max(Instant::now()));
-                }
-                if Instant::now() >= deadline {
-                    break;
-                }
-                round += 1;
-                for doc in &documents {
-                    device
-                        .change(doc, |record| rename(record, format!("r{round}")))
-                        .await?;
-                }
-                wait_all_synced(&device, &documents).await?;
-                acknowledged.fetch_add(documents.len() as u64, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-
-    let mut latencies = Vec::new();
-    let mut ack_latencies = Vec::new();
-    let mut counter = 0u64;
-    while Instant::now() < deadline {
-        counter += 1;
-        probe
-            .change(&probe_doc, |record| rename(record, format!("p{counter}")))
-            .await?;
-        let sent = Instant::now();
-        let heads = probe.heads(&probe_doc);
-        // Timed separately, to tell the relay's part (its durable acknowledgement to the
-        // probe) from the rest of the way (announcing, and the reviewer taking it in).
-        let acknowledged = async {
-            wait_all_synced(&probe, &[probe_doc]).await?;
-            anyhow::Ok(sent.elapsed())
-        };
-        let received = async {
-            reviewer
-                .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
-                .await
-                .context("a probe change never reached the reviewer")?;
-            anyhow::Ok(sent.elapsed())
-        };
-        let (acknowledged, received) = tokio::try_join!(acknowledged, received)?;
-        ack_latencies.push(acknowledged.as_secs_f64() * 1000.0);
-        latencies.push(received.as_secs_f64() * 1000.0);
-        tokio::time::sleep(sizes.probe_every).await;
-    }
-    for task in tasks {
-        task.await.context("a load device panicked")??;
-    }
+    // Both wait for this; one that has gone reports its error below.
+    let _ = load_start.send((started, deadline));
+    let _ = start_tx.send(deadline);
+    let acknowledged = loading.await.context("a load device panicked")??;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = peer.pid().map(peers::cpu_seconds).transpose()?;
-    let changes = acknowledged.load(Ordering::Relaxed) as f64;
+    let observed = tokio::task::spawn_blocking(move || observing.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the probe and reviewer thread panicked"))??;
+    let changes = acknowledged as f64;
     let relay_cpu_ms_per_change = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if changes > 0.0 => (after - before) * 1000.0 / changes,
         _ => f64::NAN,
@@ -242,11 +211,211 @@ pub async fn load(peer: &Peer, sizes: &Sizes, paced: bool) -> anyhow::Result<Loa
         .map_or(f64::NAN, |(peak, _)| peak);
     Ok(LoadResult {
         changes_per_s: changes / elapsed,
-        latencies_ms: latencies,
-        ack_latencies_ms: ack_latencies,
+        latencies_ms: observed.latencies_ms,
+        ack_latencies_ms: observed.ack_latencies_ms,
         peak_rss_mb,
         relay_cpu_ms_per_change,
     })
+}
+
+/// (a)'s load devices, each with the URL it connects to (its own village's director).
+struct LoadDevices {
+    devices: Vec<(Device, String)>,
+    sizes: Sizes,
+    paced: bool,
+}
+
+impl LoadDevices {
+    /// Connects every device and creates its documents, sends the documents' ids on
+    /// `documents` once the relay acknowledged all of them, then runs the load from the
+    /// start instant to the deadline `start` brings. Returns the acknowledged changes.
+    async fn run(
+        self,
+        documents: tokio::sync::oneshot::Sender<Vec<DocumentId>>,
+        start: tokio::sync::oneshot::Receiver<(Instant, Instant)>,
+    ) -> anyhow::Result<u64> {
+        let LoadDevices {
+            devices: unconnected,
+            sizes,
+            paced,
+        } = self;
+        // Connect and create every document first: only the steady state is timed.
+        let mut devices = Vec::new();
+        for (village, (device, url)) in unconnected.into_iter().enumerate() {
+            // One village (one director account) per device, as in the field: a
+            // director's phone is told of every record of its village, so devices sharing
+            // a village would each receive the others' changes too, which is not this
+            // workload.
+            device.connect(&url).await?;
+            let mut docs = Vec::new();
+            for d in 0..sizes.documents_per_device {
+                let name = format!("c{village}-{d}");
+                docs.push(device.create(&peers::child_record(village, &name)?)?);
+            }
+            devices.push((Arc::new(device), docs));
+        }
+        for (device, docs) in &devices {
+            wait_all_synced(device, docs)
+                .await
+                .context("setup never acknowledged")?;
+        }
+        let all = devices.iter().flat_map(|(_, docs)| docs.clone()).collect();
+        if documents.send(all).is_err() {
+            bail!("the benchmark stopped before the load started");
+        }
+        let (started, deadline) = start.await.context("the load never started")?;
+
+        let acknowledged = Arc::new(AtomicU64::new(0));
+        let round_every = paced.then(|| {
+            Duration::from_secs_f64(
+                (sizes.devices * sizes.documents_per_device) as f64 / sizes.paced_changes_per_s,
+            )
+        });
+        let mut tasks = Vec::new();
+        for (index, (device, docs)) in devices.iter().enumerate() {
+            // Each task owns its handle and list: the devices outlive the tasks here.
+            let (device, docs) = (device.clone(), docs.clone());
+            let acknowledged = Arc::clone(&acknowledged);
+            // Paced devices are spread over the interval, so the load is even, not in
+            // bursts.
+            let mut next_round = round_every
+                .map(|every| started + every.mul_f64(index as f64 / sizes.devices as f64));
+            tasks.push(tokio::spawn(async move {
+                let mut round = 0u64;
+                loop {
+                    if let (Some(at), Some(every)) = (next_round, round_every) {
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        // A device that fell behind starts its next round at once, without
+                        // catching up on the rounds it missed.
+                        next_round = Some((at + every).max(Instant::now()));
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    round += 1;
+                    for doc in &docs {
+                        device
+                            .change(doc, |record| rename(record, format!("r{round}")))
+                            .await?;
+                    }
+                    wait_all_synced(&device, &docs).await?;
+                    acknowledged.fetch_add(docs.len() as u64, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await.context("a load device panicked")??;
+        }
+        Ok(acknowledged.load(Ordering::Relaxed))
+    }
+}
+
+/// (b)'s probe, which changes one document every `probe_every`, and the reviewer that
+/// follows every document and times how long each probe change takes to reach it.
+struct Observers {
+    probe: Device,
+    probe_url: String,
+    reviewer: Device,
+    reviewer_url: String,
+    /// The peers list nothing to a client, so it asks for each document by id.
+    reviewer_opens_each: bool,
+    probe_every: Duration,
+}
+
+/// What the probe and reviewer timed.
+struct Observed {
+    latencies_ms: Vec<f64>,
+    ack_latencies_ms: Vec<f64>,
+}
+
+impl Observers {
+    /// Connects both, says `ready` once the reviewer holds every load document and the
+    /// probe's, then times probe changes from the instant `start` brings until the
+    /// deadline it names.
+    async fn run(
+        self,
+        mut documents: Vec<DocumentId>,
+        ready: tokio::sync::oneshot::Sender<()>,
+        start: tokio::sync::oneshot::Receiver<Instant>,
+    ) -> anyhow::Result<Observed> {
+        let Observers {
+            probe,
+            probe_url,
+            reviewer,
+            reviewer_url,
+            reviewer_opens_each,
+            probe_every,
+        } = self;
+        probe.connect(&probe_url).await?;
+        let probe_doc = probe.create(&peers::child_record(0, "probe")?)?;
+        wait_all_synced(&probe, &[probe_doc]).await?;
+        documents.push(probe_doc);
+
+        // Ours lists the township's documents to the reviewer; the peers are asked for
+        // each by id, which is how a plain client follows documents.
+        reviewer.connect(&reviewer_url).await?;
+        if reviewer_opens_each {
+            for doc in &documents {
+                reviewer.open(doc);
+            }
+        }
+        poll_until(ACK_TIMEOUT, || {
+            documents.iter().all(|doc| !reviewer.heads(doc).is_empty())
+        })
+        .await
+        .with_context(|| {
+            let received = documents
+                .iter()
+                .filter(|doc| !reviewer.heads(doc).is_empty())
+                .count();
+            format!(
+                "the reviewer received {received} of {} documents",
+                documents.len()
+            )
+        })?;
+        if ready.send(()).is_err() {
+            bail!("the load stopped before the probe started");
+        }
+        let deadline = start.await.context("the load never started")?;
+
+        let mut latencies_ms = Vec::new();
+        let mut ack_latencies_ms = Vec::new();
+        let mut counter = 0u64;
+        while Instant::now() < deadline {
+            counter += 1;
+            probe
+                .change(&probe_doc, |record| rename(record, format!("p{counter}")))
+                .await?;
+            let sent = Instant::now();
+            let heads = probe.heads(&probe_doc);
+            // Timed separately, to tell the relay's part (its durable acknowledgement to
+            // the probe) from the rest of the way (announcing, and the reviewer taking it
+            // in).
+            let acknowledged = async {
+                wait_all_synced(&probe, &[probe_doc]).await?;
+                anyhow::Ok(sent.elapsed())
+            };
+            let received = async {
+                reviewer
+                    .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
+                    .await
+                    .context("a probe change never reached the reviewer")?;
+                anyhow::Ok(sent.elapsed())
+            };
+            let (acknowledged, received) = tokio::try_join!(acknowledged, received)?;
+            ack_latencies_ms.push(acknowledged.as_secs_f64() * 1000.0);
+            latencies_ms.push(received.as_secs_f64() * 1000.0);
+            tokio::time::sleep(probe_every).await;
+        }
+        Ok(Observed {
+            latencies_ms,
+            ack_latencies_ms,
+        })
+    }
 }
 
 /// Checks `condition` every 10 ms until it holds.

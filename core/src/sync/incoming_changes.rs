@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 
 use super::chunks::{ChunkError, changes_in, inflated_bytes};
+use super::held::holds;
 use super::limits::{CHANGES_PER_MESSAGE_MAX, INFLATED_BYTES_PER_MESSAGE_MAX};
 use super::policy::{Policy, Refusal, RefusalCode};
 use crate::domain::DocumentMeta;
@@ -65,14 +66,24 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
             code: RefusalCode::Malformed,
             message: format!("the changes could not be applied: {error}"),
         })?;
-    let added = latest.get_changes_added(&scratch);
+    // What the scratch copy gained is what was received and applied, minus what `latest`
+    // held already: the decoded changes themselves, so none is rebuilt from the document.
+    let mut added_hashes = BTreeSet::new();
+    let added = received
+        .iter()
+        .filter(|change| {
+            let hash = change.hash();
+            !holds(latest, &hash) && holds(&scratch, &hash) && added_hashes.insert(hash)
+        })
+        .cloned()
+        .collect();
     // A change that did not make it into the scratch copy waits for its dependencies. Each
     // is kept once: a peer that sends it again (its earlier copy comes back here as a
     // chunk too) must not make the orphans grow with every message.
     let mut kept = BTreeSet::new();
     let orphans = received
         .iter()
-        .filter(|change| scratch.get_change_by_hash(&change.hash()).is_none())
+        .filter(|change| !holds(&scratch, &change.hash()))
         .filter(|change| kept.insert(change.hash()))
         .map(|change| change.raw_bytes().to_vec())
         .collect();

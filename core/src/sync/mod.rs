@@ -7,6 +7,7 @@
 mod chunks;
 mod document;
 mod effect;
+mod held;
 mod incoming_changes;
 pub mod limits;
 mod memory_store;

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, AutomergeError, ChangeHash};
 
 use super::document::{DocState, PeerDoc, PendingWrite, Status, Step, Waiting};
 use super::effect::{AuditEvent, CloseReason, Effect, Notification};
+use super::held::holds;
 use super::incoming_changes::{AcceptedChanges, judge, new_changes};
 use super::limits::{
     BLOOM_PROBES_MAX, CHANGE_ROWS_BEFORE_COMPACTION_MAX, DOCUMENT_IDLE_MS_MAX,
@@ -376,7 +377,7 @@ fn missing_dependencies(document: &Automerge, orphans: &[Vec<u8>]) -> Vec<Change
     let mut missing = BTreeSet::new();
     for change in &changes {
         for dependency in change.deps() {
-            if !held.contains(dependency) && document.get_change_by_hash(dependency).is_none() {
+            if !held.contains(dependency) && !holds(document, dependency) {
                 missing.insert(*dependency);
             }
         }

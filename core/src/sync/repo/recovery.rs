@@ -26,7 +26,7 @@ impl<P: Policy> Repo<P> {
         let known: Vec<ChangeHash> = relay_heads
             .iter()
             .map(|head| ChangeHash(*head))
-            .filter(|head| state.committed.get_change_by_hash(head).is_some())
+            .filter(|head| holds(&state.committed, head))
             .collect();
         // Keep only what the relay accepted. A head we do not have yet arrives with the
         // next sync, which starts from the state kept here.

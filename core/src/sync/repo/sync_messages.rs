@@ -109,7 +109,7 @@ impl<P: Policy> Repo<P> {
             && sync_message
                 .heads
                 .iter()
-                .any(|head| state.latest().get_change_by_hash(head).is_none());
+                .any(|head| !holds(state.latest(), head));
         if reader_has_own_changes {
             let refusal = Refusal {
                 code: RefusalCode::ReadOnly,
