@@ -64,7 +64,8 @@ fn read_canonical<'a, D: ReadDoc>(
 #[derive(Debug, Default)]
 pub(crate) struct ObjectsRead(RefCell<HashMap<ObjId, Entries>>);
 
-/// One object's visible entries, each with the id automerge gives it.
+/// One object's visible entries, each with the id automerge gives it; a map's sorted by
+/// key, so that a document with very many keys costs a search, not a scan, per field.
 #[derive(Debug)]
 enum Entries {
     Map(Vec<(String, Value<'static>, ObjId)>),
@@ -87,8 +88,9 @@ impl ObjectsRead {
     ) -> Option<Option<(Value<'static>, ObjId)>> {
         self.with_entries(doc, obj, |entries| match (entries, prop) {
             (Entries::Map(map), am::Prop::Map(key)) => Some(
-                map.iter()
-                    .find(|(entry_key, _, _)| entry_key == key)
+                map.binary_search_by(|(entry_key, _, _)| entry_key.as_str().cmp(key))
+                    .ok()
+                    .and_then(|index| map.get(index))
                     .map(|(_, value, id)| (value.clone(), id.clone())),
             ),
             (Entries::List(list), am::Prop::Seq(index)) => Some(list.get(*index).cloned()),
@@ -115,14 +117,17 @@ impl ObjectsRead {
             return Some(answer(entries));
         }
         let entries = match doc.object_type(obj)? {
-            ObjType::Map | ObjType::Table => Entries::Map(
-                doc.map_range(obj, ..)
+            ObjType::Map | ObjType::Table => {
+                let mut map: Vec<_> = doc
+                    .map_range(obj, ..)
                     .map(|item| {
                         let id = item.id();
                         (item.key.into_owned(), item.value.into_value(), id)
                     })
-                    .collect(),
-            ),
+                    .collect();
+                map.sort_by(|(a, _, _), (b, _, _)| a.cmp(b));
+                Entries::Map(map)
+            }
             ObjType::List => Entries::List(
                 doc.list_range(obj, ..)
                     .map(|item| {
