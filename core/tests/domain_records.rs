@@ -230,6 +230,32 @@ fn successive_saves_into_one_document_each_load_back_as_saved() {
     assert_eq!(HomeVisit::load(&doc).unwrap(), visit);
 }
 
+/// The reader keeps the entries of small maps only; a record whose root carries many keys
+/// it does not know (a newer client's, or a crafted document's) still reads and saves.
+#[test]
+fn a_record_among_many_unknown_root_keys_loads_and_saves() {
+    let mut doc = AutoCommit::new();
+    let mut child = sample_child();
+    child.save(&mut doc).unwrap();
+    for index in 0..200 {
+        doc.put(automerge::ROOT, format!("extra{index:03}"), index)
+            .unwrap();
+    }
+    assert_eq!(Child::load(&doc).unwrap(), child);
+    child.name = "王小明明".to_owned();
+    child.guardians.remove(0);
+    child.save(&mut doc).unwrap();
+    assert_eq!(Child::load(&doc).unwrap(), child);
+    assert_eq!(
+        doc.get(automerge::ROOT, "extra199")
+            .unwrap()
+            .unwrap()
+            .0
+            .as_i64(),
+        Some(199)
+    );
+}
+
 #[test]
 fn typed_load_round_trips_and_refuses_other_kinds() {
     let mut doc = AutoCommit::new();

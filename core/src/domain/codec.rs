@@ -64,12 +64,20 @@ fn read_canonical<'a, D: ReadDoc>(
 #[derive(Debug, Default)]
 pub(crate) struct ObjectsRead(RefCell<HashMap<ObjId, Entries>>);
 
-/// One object's visible entries, each with the id automerge gives it; a map's sorted by
-/// key, so that a document with very many keys costs a search, not a scan, per field.
+/// Keys a map may have for a reader to keep its entries. A key is found by a scan of the
+/// kept entries, which for a record's dozen fields is quicker than a sorted search (a
+/// sorted version cost the relay a fifth more CPU per change under (a)); a larger map,
+/// which only a crafted document has, is asked of automerge key by key instead, so that no
+/// field costs a scan of thousands of entries.
+const MAP_KEYS_KEPT_MAX: usize = 64;
+
+/// One object's visible entries, each with the id automerge gives it.
 #[derive(Debug)]
 enum Entries {
     Map(Vec<(String, Value<'static>, ObjId)>),
     List(Vec<(Value<'static>, ObjId)>),
+    /// A map with more than [`MAP_KEYS_KEPT_MAX`] keys: not kept.
+    TooManyKeys,
 }
 
 impl ObjectsRead {
@@ -88,21 +96,22 @@ impl ObjectsRead {
     ) -> Option<Option<(Value<'static>, ObjId)>> {
         self.with_entries(doc, obj, |entries| match (entries, prop) {
             (Entries::Map(map), am::Prop::Map(key)) => Some(
-                map.binary_search_by(|(entry_key, _, _)| entry_key.as_str().cmp(key))
-                    .ok()
-                    .and_then(|index| map.get(index))
+                map.iter()
+                    .find(|(entry_key, _, _)| entry_key == key)
                     .map(|(_, value, id)| (value.clone(), id.clone())),
             ),
             (Entries::List(list), am::Prop::Seq(index)) => Some(list.get(*index).cloned()),
+            // A map not kept, or a property that does not fit the object.
             _ => None,
         })?
     }
 
     fn length<D: ReadDoc>(&self, doc: &D, obj: &ObjId) -> Option<usize> {
         self.with_entries(doc, obj, |entries| match entries {
-            Entries::Map(map) => map.len(),
-            Entries::List(list) => list.len(),
-        })
+            Entries::Map(map) => Some(map.len()),
+            Entries::List(list) => Some(list.len()),
+            Entries::TooManyKeys => None,
+        })?
     }
 
     /// Runs `answer` on the entries of `obj`, reading them first if this is the first
@@ -118,15 +127,19 @@ impl ObjectsRead {
         }
         let entries = match doc.object_type(obj)? {
             ObjType::Map | ObjType::Table => {
-                let mut map: Vec<_> = doc
+                let map: Vec<_> = doc
                     .map_range(obj, ..)
+                    .take(MAP_KEYS_KEPT_MAX + 1)
                     .map(|item| {
                         let id = item.id();
                         (item.key.into_owned(), item.value.into_value(), id)
                     })
                     .collect();
-                map.sort_by(|(a, _, _), (b, _, _)| a.cmp(b));
-                Entries::Map(map)
+                if map.len() > MAP_KEYS_KEPT_MAX {
+                    Entries::TooManyKeys
+                } else {
+                    Entries::Map(map)
+                }
             }
             ObjType::List => Entries::List(
                 doc.list_range(obj, ..)
