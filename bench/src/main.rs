@@ -196,6 +196,31 @@ fn load_samples(
     samples
 }
 
+/// (a)/(b)'s load on every relay, `options.runs` times, with the figures both runs report.
+struct LoadRuns {
+    results: Vec<(Kind, workloads::LoadResult)>,
+    rate: Samples,
+    p50: Samples,
+    p99: Samples,
+}
+
+async fn load_runs(options: &Options, sizes: &Sizes, paced: bool, label: &str) -> LoadRuns {
+    let results = each_peer(
+        options.runs,
+        &options.peers,
+        sizes.devices,
+        label,
+        async |peer| workloads::load(peer, sizes, paced).await,
+    )
+    .await;
+    LoadRuns {
+        rate: load_samples(&results, |r| r.changes_per_s),
+        p50: load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 50.0)),
+        p99: load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 99.0)),
+        results,
+    }
+}
+
 /// A figure from per-kind samples: ours against each peer (and any extra peers).
 fn figure(
     workload: &'static str,
@@ -286,17 +311,12 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     let fsync = Measured::of(&fsync);
 
     if options.wants("a") || options.wants("b") {
-        let results = each_peer(
-            runs,
-            &options.peers,
-            sizes.devices,
-            "a/b load",
-            async |peer| workloads::load(peer, &sizes, false).await,
-        )
-        .await;
-        let rate = load_samples(&results, |r| r.changes_per_s);
-        let p50 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 50.0));
-        let p99 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 99.0));
+        let LoadRuns {
+            results,
+            rate,
+            p50,
+            p99,
+        } = load_runs(options, &sizes, false, "a/b load").await;
         let ack_p99 = load_samples(&results, |r| {
             workloads::percentile(&r.ack_latencies_ms, 99.0)
         });
@@ -389,17 +409,8 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     // sustains: the latency a reviewer sees when the relay is busy but keeping up, rather
     // than the queueing of (a)'s saturating closed loop.
     if options.wants("b") {
-        let results = each_peer(
-            runs,
-            &options.peers,
-            sizes.devices,
-            "b paced load",
-            async |peer| workloads::load(peer, &sizes, true).await,
-        )
-        .await;
-        let rate = load_samples(&results, |r| r.changes_per_s);
-        let p50 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 50.0));
-        let p99 = load_samples(&results, |r| workloads::percentile(&r.latencies_ms, 99.0));
+        let LoadRuns { rate, p50, p99, .. } =
+            load_runs(options, &sizes, true, "b paced load").await;
         let offered = format!(
             "{} devices offering {:.0} changes/s together",
             sizes.devices, sizes.paced_changes_per_s

@@ -68,25 +68,23 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
         })?;
     // What the scratch copy gained is what was received and applied, minus what `latest`
     // held already: the decoded changes themselves, so none is rebuilt from the document.
-    let mut added_hashes = BTreeSet::new();
-    let added = received
-        .iter()
-        .filter(|change| {
-            let hash = change.hash();
-            !holds(latest, &hash) && holds(&scratch, &hash) && added_hashes.insert(hash)
-        })
-        .cloned()
-        .collect();
     // A change that did not make it into the scratch copy waits for its dependencies. Each
     // is kept once: a peer that sends it again (its earlier copy comes back here as a
     // chunk too) must not make the orphans grow with every message.
-    let mut kept = BTreeSet::new();
-    let orphans = received
-        .iter()
-        .filter(|change| !holds(&scratch, &change.hash()))
-        .filter(|change| kept.insert(change.hash()))
-        .map(|change| change.raw_bytes().to_vec())
-        .collect();
+    let mut added = Vec::new();
+    let mut orphans = Vec::new();
+    let mut seen = BTreeSet::new();
+    for change in &received {
+        let hash = change.hash();
+        if !seen.insert(hash) {
+            continue;
+        }
+        if !holds(&scratch, &hash) {
+            orphans.push(change.raw_bytes().to_vec());
+        } else if !holds(latest, &hash) {
+            added.push(change.clone());
+        }
+    }
     Ok(NewChanges {
         scratch,
         applicable: causal_order(added),
@@ -95,7 +93,7 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
 }
 
 /// Sorts changes so that each comes after those of its dependencies that are in the set.
-/// `get_changes_added` is documented as only "usually close" to topological order.
+/// They come in the order the peer sent them, which nothing obliges to be causal.
 fn causal_order(changes: Vec<Change>) -> Vec<Change> {
     let in_set: BTreeSet<ChangeHash> = changes.iter().map(Change::hash).collect();
     let mut waiting_on: BTreeMap<ChangeHash, usize> = BTreeMap::new();
