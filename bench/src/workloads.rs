@@ -159,27 +159,37 @@ async fn observe_load(
         return Err(error.context(format!("{}: load devices set-up", peer.kind.name())));
     };
     // The probe and the reviewer stand for a phone and a township office elsewhere, so
-    // they run on their own thread at the relay's priority: sharing the load devices'
+    // they run on threads of their own at the relay's priority: sharing the load devices'
     // runtime, every probe change and every reviewer update waited behind 200 devices'
     // tasks in the benchmark process, which is the load generator's queue, not the relay's.
+    // They are two phones, so they do not share a thread either: the reviewer takes in
+    // every change of 200 villages (a third of a core), and the probe's acknowledgement
+    // waited behind that work.
     let observers = Observers {
         probe: peer.device("probe"),
         probe_url: peer.device_url(0),
-        reviewer: peer.device("reviewer"),
+        reviewer: Arc::new(peer.device("reviewer")),
         reviewer_url: peer.reviewer_url(),
         reviewer_opens_each: !peer.lists_scope(),
         probe_every: sizes.probe_every,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Instant>();
-    let observing = std::thread::Builder::new()
-        .name("probe-and-reviewer".to_owned())
-        .spawn(move || -> anyhow::Result<Observed> {
+    let observing = std::thread::Builder::new().name("probe".to_owned()).spawn(
+        move || -> anyhow::Result<Observed> {
+            // Built and dropped here, outside any runtime, as tokio requires.
+            let reviewer_runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("reviewer")
+                .enable_all()
+                .build()?;
+            let reviewer_handle = reviewer_runtime.handle().clone();
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(observers.run(documents, ready_tx, start_rx))
-        })?;
+                .block_on(observers.run(reviewer_handle, documents, ready_tx, start_rx))
+        },
+    )?;
     if ready_rx.await.is_err() {
         let error = match tokio::task::spawn_blocking(move || observing.join()).await {
             Ok(Ok(Err(error))) => error,
@@ -319,7 +329,8 @@ impl LoadDevices {
 struct Observers {
     probe: Device,
     probe_url: String,
-    reviewer: Device,
+    /// Shared with the task that runs its connection on the reviewer's own thread.
+    reviewer: Arc<Device>,
     reviewer_url: String,
     /// The peers list nothing to a client, so it asks for each document by id.
     reviewer_opens_each: bool,
@@ -338,6 +349,7 @@ impl Observers {
     /// deadline it names.
     async fn run(
         self,
+        reviewer_runtime: tokio::runtime::Handle,
         mut documents: Vec<DocumentId>,
         ready: tokio::sync::oneshot::Sender<()>,
         start: tokio::sync::oneshot::Receiver<Instant>,
@@ -357,7 +369,15 @@ impl Observers {
 
         // Ours lists the township's documents to the reviewer; the peers are asked for
         // each by id, which is how a plain client follows documents.
-        reviewer.connect(&reviewer_url).await?;
+        // Its connection's task, which takes in everything the relay sends it, runs on
+        // the reviewer's thread; this thread only waits for what it shows.
+        let connecting = {
+            let reviewer = Arc::clone(&reviewer);
+            reviewer_runtime.spawn(async move { reviewer.connect(&reviewer_url).await })
+        };
+        connecting
+            .await
+            .context("the reviewer's thread stopped")??;
         if reviewer_opens_each {
             for doc in &documents {
                 reviewer.open(doc);

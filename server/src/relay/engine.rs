@@ -22,9 +22,10 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, error::TrySendError};
 
 use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
-use super::limits::{ENGINE_BATCH_EVENTS_MAX, SHUTDOWN_GRACE_MS};
+use super::limits::{ENGINE_BATCH_EVENTS_MAX, ENGINE_BATCH_MS_MAX, SHUTDOWN_GRACE_MS};
 use super::review::Reviews;
 use super::storage_worker::{StorageJob, StorageWork};
+use super::turns::Turns;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::store::{AuditEntry, WriteOp};
@@ -62,31 +63,42 @@ impl Engine {
     /// Runs until shutdown has finished (every storage request answered, or the grace
     /// period over) or every sender is gone.
     pub fn run(mut self, mut events: UnboundedReceiver<EngineEvent>) {
+        let mut turns = Turns::default();
         loop {
-            let event = if self.stopping.is_some() {
-                match events.try_recv() {
-                    Ok(event) => Some(event),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        if self.shutdown_finished() {
-                            break;
+            if turns.is_empty() {
+                let first = if self.stopping.is_some() {
+                    match events.try_recv() {
+                        Ok(event) => Some(event),
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if self.shutdown_finished() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
+                            None
                         }
-                        std::thread::sleep(Duration::from_millis(5));
-                        None
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
                     }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                }
-            } else {
-                match events.blocking_recv() {
-                    Some(event) => Some(event),
-                    None => break,
-                }
-            };
-            let Some(event) = event else { continue };
-            self.handle_guarded(event);
-            for _ in 1..ENGINE_BATCH_EVENTS_MAX {
-                match events.try_recv() {
-                    Ok(event) => self.handle_guarded(event),
-                    Err(_) => break,
+                } else {
+                    match events.blocking_recv() {
+                        Some(event) => Some(event),
+                        None => break,
+                    }
+                };
+                let Some(first) = first else { continue };
+                turns.push(first);
+            }
+            // Everything that has arrived is sorted into turns before the batch starts; the
+            // frames keep their room in the engine's byte budget until they are handled.
+            while let Ok(event) = events.try_recv() {
+                turns.push(event);
+            }
+            let started = Instant::now();
+            let batch_time = Duration::from_millis(ENGINE_BATCH_MS_MAX);
+            for _ in 0..ENGINE_BATCH_EVENTS_MAX {
+                let Some(event) = turns.pop() else { break };
+                self.handle_guarded(event);
+                if started.elapsed() >= batch_time {
+                    break;
                 }
             }
             self.flush();

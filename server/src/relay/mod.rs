@@ -14,6 +14,7 @@ mod events;
 pub mod limits;
 pub mod review;
 mod storage_worker;
+mod turns;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -292,7 +292,7 @@ impl<P: Policy> Repo<P> {
                     .get(document)
                     .and_then(|peers| peers.get(&connection))
             })
-            .and_then(|peer| peer.sync.their_heads.clone())
+            .and_then(|peer| peer.sync().their_heads.clone())
     }
 
     /// The automerge sync state kept for `document` on `connection`, for diagnostics.
@@ -304,7 +304,7 @@ impl<P: Policy> Repo<P> {
         self.documents
             .get(document)
             .and_then(|state| state.peers.get(&connection))
-            .map(|peer| &peer.sync)
+            .map(PeerDoc::sync)
     }
     // ----- helpers -------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ impl<P: Policy> Repo<P> {
             .get_mut(&document)
             .and_then(|state| state.peers.get_mut(&connection))
         {
-            peer.sync.needs_reset = true;
+            peer.sync_mut().needs_reset = true;
         }
     }
 }

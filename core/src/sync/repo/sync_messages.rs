@@ -252,7 +252,7 @@ impl<P: Policy> Repo<P> {
             .entry(connection)
             .or_insert_with(|| PeerDoc::new(access));
         if peer.access != access {
-            peer.sync.set_read_only(access == Access::Read);
+            peer.sync_mut().set_read_only(access == Access::Read);
             peer.access = access;
         }
     }
@@ -351,12 +351,12 @@ impl<P: Policy> Repo<P> {
             {
                 if let Err(error) = state
                     .committed
-                    .receive_sync_message(&mut peer.sync, message)
+                    .receive_sync_message(peer.sync_mut(), message)
                 {
                     broken.push((connection, format!("document {document}: {error}")));
                 } else {
                     peer.requested = false;
-                    if let Some(heads) = &peer.sync.their_heads {
+                    if let Some(heads) = &peer.sync().their_heads {
                         relay_ack.push((connection, heads.clone()));
                     }
                 }
@@ -391,7 +391,7 @@ impl<P: Policy> Repo<P> {
                 // changes (found by the real-relay test of two phones merging).
                 if let Some(connection) = sender
                     && let Some(peer) = state.peers.get_mut(&connection)
-                    && let Some(message) = state.committed.generate_sync_message(&mut peer.sync)
+                    && let Some(message) = state.committed.generate_sync_message(peer.sync_mut())
                 {
                     outgoing.push((connection, message.encode(), false));
                 }
@@ -404,16 +404,7 @@ impl<P: Policy> Repo<P> {
         let exists = state.exists;
         let meta = state.meta.clone();
         for (connection, peer) in &mut state.peers {
-            // A hash the peer names in `need` is one it does not have, whatever we think we
-            // sent: automerge would not send it twice, and the two sides would ask each
-            // other forever (seen in the simulation when a change was dropped for missing
-            // dependencies or hidden by a bloom filter false positive).
-            if let Some(need) = &peer.sync.their_need {
-                for hash in need {
-                    peer.sync.sent_hashes.remove(hash);
-                }
-            }
-            if let Some(mut message) = state.committed.generate_sync_message(&mut peer.sync) {
+            if let Some(mut message) = peer.next_message(&state.committed, &heads) {
                 // Automerge asks for the dependencies of changes queued inside a document;
                 // ours wait outside it (see `incoming_changes.rs`), so ask for theirs here.
                 if let Some(orphans) = state.orphans.get(connection) {

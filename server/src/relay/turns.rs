@@ -1,0 +1,220 @@
+//! The order in which the engine thread takes its events.
+//!
+//! One queue in arrival order let a busy connection hold up everyone: a phone's single edit
+//! waited behind every frame the others had sent before it (under the benchmark's load,
+//! about a thousand, or 100 ms), and storage's answers waited there too, so a durable
+//! acknowledgement crossed that queue twice. Here the engine's own events (storage
+//! answers, ticks, reviews, connections opening) come first, and connections' frames are
+//! taken in turns: each connection with frames waiting gets its share, then the next. A
+//! phone that sends one frame now waits for one turn of the others, however many they
+//! have queued, and a connection's own frames keep their order.
+//!
+//! A connection of an account that follows many villages (township reviewers, the bureau)
+//! answers every change any of those villages makes, so its share per turn is larger
+//! (`ENGINE_TURN_FRAMES_MANY_VILLAGES`); with one frame per turn it would fall ever further
+//! behind the phones it follows.
+
+use std::collections::{HashMap, VecDeque};
+
+use caresync_core::domain::Role;
+use caresync_core::sync::ConnectionId;
+
+use super::events::EngineEvent;
+use super::limits::{ENGINE_TURN_FRAMES, ENGINE_TURN_FRAMES_MANY_VILLAGES};
+
+/// Events waiting for the engine thread, in the order it should take them.
+#[derive(Debug, Default)]
+pub struct Turns {
+    /// The engine's own events, in arrival order.
+    control: VecDeque<EngineEvent>,
+    /// Each connection's frames (and finally its `Closed`), in arrival order.
+    waiting: HashMap<ConnectionId, VecDeque<EngineEvent>>,
+    /// Connections with something waiting; the front one is being served.
+    rotation: VecDeque<ConnectionId>,
+    /// Frames the front connection has had in its current turn.
+    served_in_turn: usize,
+    /// Frames per turn of each open connection, from its account's role.
+    shares: HashMap<ConnectionId, usize>,
+}
+
+impl Turns {
+    pub fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.rotation.is_empty()
+    }
+
+    pub fn push(&mut self, event: EngineEvent) {
+        let connection = match &event {
+            EngineEvent::Frame { connection, .. } | EngineEvent::Closed { connection } => {
+                *connection
+            }
+            EngineEvent::Opened {
+                connection,
+                account,
+                ..
+            } => {
+                self.shares.insert(*connection, share_of(account.role));
+                self.control.push_back(event);
+                return;
+            }
+            _ => {
+                self.control.push_back(event);
+                return;
+            }
+        };
+        let queue = self.waiting.entry(connection).or_default();
+        if queue.is_empty() {
+            self.rotation.push_back(connection);
+        }
+        queue.push_back(event);
+    }
+
+    /// The next event to handle, if any.
+    pub fn pop(&mut self) -> Option<EngineEvent> {
+        if let Some(event) = self.control.pop_front() {
+            return Some(event);
+        }
+        let connection = *self.rotation.front()?;
+        let queue = self.waiting.get_mut(&connection)?;
+        let event = queue.pop_front();
+        self.served_in_turn += 1;
+        if queue.is_empty() {
+            self.waiting.remove(&connection);
+            self.rotation.pop_front();
+            self.served_in_turn = 0;
+        } else if self.served_in_turn >= self.share(connection) {
+            self.rotation.rotate_left(1);
+            self.served_in_turn = 0;
+        }
+        if matches!(event, Some(EngineEvent::Closed { .. })) {
+            self.shares.remove(&connection);
+        }
+        event
+    }
+
+    fn share(&self, connection: ConnectionId) -> usize {
+        self.shares
+            .get(&connection)
+            .copied()
+            .unwrap_or(ENGINE_TURN_FRAMES)
+    }
+}
+
+fn share_of(role: Role) -> usize {
+    match role {
+        Role::TownshipReviewer | Role::BureauAdmin => ENGINE_TURN_FRAMES_MANY_VILLAGES,
+        Role::VillageChildDirector | Role::CareWorker => ENGINE_TURN_FRAMES,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use caresync_core::domain::{Account, AccountId};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn frame(connection: u64, byte: u8) -> EngineEvent {
+        EngineEvent::Frame {
+            connection: ConnectionId(connection),
+            frame: vec![byte],
+            room: None,
+        }
+    }
+
+    fn opened(connection: u64, role: Role) -> EngineEvent {
+        let (outbox, _) = mpsc::channel(1);
+        EngineEvent::Opened {
+            connection: ConnectionId(connection),
+            account: Box::new(Account {
+                id: AccountId(format!("account-{connection}")),
+                username: format!("user-{connection}"),
+                role,
+                org_units: Vec::new(),
+                assigned_elders: Vec::new(),
+                disabled: false,
+            }),
+            outbox,
+        }
+    }
+
+    /// What the engine would see, as (connection, first byte) for frames and a word for
+    /// the rest.
+    fn drain(turns: &mut Turns) -> Vec<String> {
+        std::iter::from_fn(|| turns.pop())
+            .map(|event| match event {
+                EngineEvent::Frame {
+                    connection, frame, ..
+                } => format!("{}:{}", connection.0, frame[0]),
+                EngineEvent::Closed { connection } => format!("{}:closed", connection.0),
+                EngineEvent::Opened { connection, .. } => format!("{}:opened", connection.0),
+                EngineEvent::Tick => "tick".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_phones_one_frame_waits_for_one_turn_not_for_a_busy_phones_queue() {
+        let mut turns = Turns::default();
+        for byte in 0..100 {
+            turns.push(frame(1, byte));
+        }
+        turns.push(frame(2, 0));
+        let order = drain(&mut turns);
+        assert_eq!(&order[..3], ["1:0", "2:0", "1:1"]);
+        // The busy phone's own frames keep their order.
+        let busy: Vec<&String> = order.iter().filter(|e| e.starts_with("1:")).collect();
+        assert_eq!(busy.len(), 100);
+        assert!(busy.windows(2).all(|w| {
+            let n = |s: &str| s[2..].parse::<u8>().unwrap();
+            n(w[0]) < n(w[1])
+        }));
+    }
+
+    #[test]
+    fn the_engines_own_events_go_before_frames_already_waiting() {
+        let mut turns = Turns::default();
+        turns.push(frame(1, 0));
+        turns.push(frame(1, 1));
+        turns.push(EngineEvent::Tick);
+        assert_eq!(drain(&mut turns), ["tick", "1:0", "1:1"]);
+        assert!(turns.is_empty());
+    }
+
+    #[test]
+    fn a_connection_is_closed_only_after_the_frames_it_sent_before_closing() {
+        let mut turns = Turns::default();
+        turns.push(opened(1, Role::VillageChildDirector));
+        turns.push(frame(1, 0));
+        turns.push(frame(1, 1));
+        turns.push(EngineEvent::Closed {
+            connection: ConnectionId(1),
+        });
+        turns.push(frame(2, 0));
+        assert_eq!(
+            drain(&mut turns),
+            ["1:opened", "1:0", "2:0", "1:1", "1:closed"]
+        );
+        assert!(turns.shares.is_empty());
+    }
+
+    #[test]
+    fn a_reviewer_following_many_villages_gets_a_larger_share_of_each_turn() {
+        let mut turns = Turns::default();
+        turns.push(opened(1, Role::TownshipReviewer));
+        turns.push(opened(2, Role::VillageChildDirector));
+        drain(&mut turns);
+        for byte in 0..=ENGINE_TURN_FRAMES_MANY_VILLAGES {
+            turns.push(frame(1, u8::try_from(byte % 256).unwrap()));
+        }
+        turns.push(frame(2, 0));
+        turns.push(frame(2, 1));
+        let order = drain(&mut turns);
+        let phone_first = order.iter().position(|e| e == "2:0").unwrap();
+        let phone_second = order.iter().position(|e| e == "2:1").unwrap();
+        assert_eq!(phone_first, ENGINE_TURN_FRAMES_MANY_VILLAGES);
+        // After the phone's turn the reviewer has its last frame, then the phone again.
+        assert_eq!(phone_second, phone_first + 2);
+    }
+}
