@@ -42,6 +42,9 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     reviews: Reviews,
     stopping: Option<Instant>,
+    /// Storage requests and audit events held back by [`Engine::send_replies`] until the
+    /// batch's flush, in the order the engine queued them.
+    held_back: Vec<Effect>,
 }
 
 impl Engine {
@@ -57,6 +60,7 @@ impl Engine {
             metrics,
             reviews: Reviews::default(),
             stopping: None,
+            held_back: Vec::new(),
         }
     }
 
@@ -96,7 +100,17 @@ impl Engine {
             let batch_time = Duration::from_millis(ENGINE_BATCH_MS_MAX);
             for _ in 0..ENGINE_BATCH_EVENTS_MAX {
                 let Some(event) = turns.pop() else { break };
+                let answers_storage = matches!(event, EngineEvent::Stored { .. });
                 self.handle_guarded(event);
+                // A commit's acknowledgements and announcements leave at once rather than at
+                // the end of the batch: they are what phones and reviewers wait for.
+                if answers_storage {
+                    self.send_replies();
+                }
+                // A storage answer that arrives meanwhile goes before the frames waiting.
+                while let Ok(event) = events.try_recv() {
+                    turns.push(event);
+                }
                 if started.elapsed() >= batch_time {
                     break;
                 }
@@ -229,11 +243,30 @@ impl Engine {
         }
     }
 
+    /// Sends the frames the engine has queued so far and holds back its storage requests
+    /// and audit events for the batch's [`Engine::flush`], so that storage still gets the
+    /// batch's writes together (group commit works best with few, large rounds).
+    fn send_replies(&mut self) {
+        for effect in self.repo.take_effects() {
+            match effect {
+                Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
+                Effect::Close { connection, reason } => {
+                    let (code, text) = close_code(&reason);
+                    self.send(connection, Outgoing::Close { code, reason: text });
+                    self.peers.remove(&connection);
+                }
+                Effect::Notify(notification) => self.notified(notification),
+                held @ (Effect::Storage { .. } | Effect::Audit(_)) => self.held_back.push(held),
+            }
+        }
+    }
+
     /// Carries out everything the events of this batch asked for.
     fn flush(&mut self) {
         let now = now_ms();
         self.reviews.progress(&mut self.repo, now);
-        let effects = self.repo.take_effects();
+        let mut effects = std::mem::take(&mut self.held_back);
+        effects.extend(self.repo.take_effects());
         // The report row of a document is computed once per batch, for its last write.
         let mut last_write: HashMap<DocumentId, usize> = HashMap::new();
         for (index, effect) in effects.iter().enumerate() {
