@@ -238,8 +238,9 @@ mod tests {
         panic!("the two sides never went quiet");
     }
 
-    #[test]
-    fn a_quiet_peer_still_gets_a_change_made_after_it_went_quiet() {
+    /// A document with one change, and a peer that has synced it until neither side had
+    /// anything to say.
+    fn quiet_peer() -> (Automerge, PeerDoc, Automerge) {
         let mut document = Automerge::new();
         edit(&mut document, "first");
         let mut peer = PeerDoc::new(Access::Write);
@@ -250,7 +251,12 @@ mod tests {
             peer.next_message(&document, &document.get_heads())
                 .is_none()
         );
+        (document, peer, theirs)
+    }
 
+    #[test]
+    fn a_quiet_peer_still_gets_a_change_made_after_it_went_quiet() {
+        let (mut document, mut peer, mut theirs) = quiet_peer();
         edit(&mut document, "second");
         let message = peer.next_message(&document, &document.get_heads());
         assert!(message.is_some(), "the new change was never offered");
@@ -264,15 +270,7 @@ mod tests {
 
     #[test]
     fn a_quiet_peer_is_asked_again_once_its_sync_state_changes() {
-        let mut document = Automerge::new();
-        edit(&mut document, "first");
-        let mut peer = PeerDoc::new(Access::Write);
-        let mut theirs = Automerge::new();
-        sync_until_quiet(&document, &mut peer, &mut theirs);
-        assert!(
-            peer.next_message(&document, &document.get_heads())
-                .is_none()
-        );
+        let (document, mut peer, _theirs) = quiet_peer();
         // The peer's state starts again (as after a storage failure): automerge answers it
         // with a fresh message, which the remembered silence must not hide.
         *peer.sync_mut() = sync::State::new();

@@ -248,17 +248,26 @@ impl Engine {
     /// batch's writes together (group commit works best with few, large rounds).
     fn send_replies(&mut self) {
         for effect in self.repo.take_effects() {
-            match effect {
-                Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
-                Effect::Close { connection, reason } => {
-                    let (code, text) = close_code(&reason);
-                    self.send(connection, Outgoing::Close { code, reason: text });
-                    self.peers.remove(&connection);
-                }
-                Effect::Notify(notification) => self.notified(notification),
-                held @ (Effect::Storage { .. } | Effect::Audit(_)) => self.held_back.push(held),
+            if let Some(held) = self.reply(effect) {
+                self.held_back.push(held);
             }
         }
+    }
+
+    /// Carries out an effect that goes to a connection or to the engine's own bookkeeping;
+    /// gives back one that goes to storage or the audit table.
+    fn reply(&mut self, effect: Effect) -> Option<Effect> {
+        match effect {
+            Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
+            Effect::Close { connection, reason } => {
+                let (code, text) = close_code(&reason);
+                self.send(connection, Outgoing::Close { code, reason: text });
+                self.peers.remove(&connection);
+            }
+            Effect::Notify(notification) => self.notified(notification),
+            other @ (Effect::Storage { .. } | Effect::Audit(_)) => return Some(other),
+        }
+        None
     }
 
     /// Carries out everything the events of this batch asked for.
@@ -280,14 +289,9 @@ impl Engine {
         }
         let mut answered_here = Vec::new();
         for (index, effect) in effects.into_iter().enumerate() {
-            match effect {
-                Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
-                Effect::Close { connection, reason } => {
-                    let (code, text) = close_code(&reason);
-                    self.send(connection, Outgoing::Close { code, reason: text });
-                    self.peers.remove(&connection);
-                }
-                Effect::Storage { id, op } => {
+            match self.reply(effect) {
+                None => {}
+                Some(Effect::Storage { id, op }) => {
                     let with_report = match &op {
                         StorageOp::PutChanges { document, .. } => {
                             last_write.get(document) == Some(&index)
@@ -298,8 +302,9 @@ impl Engine {
                         answered_here.push(done);
                     }
                 }
-                Effect::Notify(notification) => self.notified(notification),
-                Effect::Audit(event) => self.audit(now, event),
+                Some(Effect::Audit(event)) => self.audit(now, event),
+                // `reply` carried out the rest.
+                Some(_) => {}
             }
         }
         for completion in answered_here {
