@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use caresync_core::domain::{Account, Role};
+use caresync_core::domain::Account;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
 
@@ -28,9 +28,10 @@ const CLOSE_REASON_BYTES_MAX: usize = 123;
 
 pub async fn run(socket: WebSocket, state: AppState, account: Account, token_hash: [u8; 32]) {
     let _open = state.sockets.opened();
-    let messages_per_second = match account.role {
-        Role::TownshipReviewer | Role::BureauAdmin => MESSAGES_PER_SECOND_MANY_VILLAGES_MAX,
-        Role::VillageChildDirector | Role::CareWorker => MESSAGES_PER_SECOND_MAX,
+    let messages_per_second = if account.role.follows_many_villages() {
+        MESSAGES_PER_SECOND_MANY_VILLAGES_MAX
+    } else {
+        MESSAGES_PER_SECOND_MAX
     };
     let connection = state.next_connection_id();
     let (outbox, mut outgoing) = mpsc::channel(OUTGOING_FRAMES_QUEUED_MAX);

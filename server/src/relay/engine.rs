@@ -22,10 +22,12 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, error::TrySendError};
 
 use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
-use super::limits::{ENGINE_BATCH_EVENTS_MAX, ENGINE_BATCH_MS_MAX, SHUTDOWN_GRACE_MS};
+use super::limits::{
+    ENGINE_BATCH_EVENTS_MAX, ENGINE_BATCH_MS_MAX, ENGINE_TURN_FRAMES, SHUTDOWN_GRACE_MS,
+};
 use super::review::Reviews;
 use super::storage_worker::{StorageJob, StorageWork};
-use super::turns::Turns;
+use super::turns::{Turns, share_of};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::store::{AuditEntry, WriteOp};
@@ -99,7 +101,13 @@ impl Engine {
             let started = Instant::now();
             let batch_time = Duration::from_millis(ENGINE_BATCH_MS_MAX);
             for _ in 0..ENGINE_BATCH_EVENTS_MAX {
-                let Some(event) = turns.pop() else { break };
+                let peers = &self.peers;
+                let share = |connection| {
+                    peers
+                        .get(&connection)
+                        .map_or(ENGINE_TURN_FRAMES, |peer| share_of(peer.account.role))
+                };
+                let Some(event) = turns.pop(share) else { break };
                 let answers_storage = matches!(event, EngineEvent::Stored { .. });
                 self.handle_guarded(event);
                 // A commit's acknowledgements and announcements leave at once rather than at

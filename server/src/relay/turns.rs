@@ -33,8 +33,6 @@ pub struct Turns {
     rotation: VecDeque<ConnectionId>,
     /// Frames the front connection has had in its current turn.
     served_in_turn: usize,
-    /// Frames per turn of each open connection, from its account's role.
-    shares: HashMap<ConnectionId, usize>,
 }
 
 impl Turns {
@@ -46,15 +44,6 @@ impl Turns {
         let connection = match &event {
             EngineEvent::Frame { connection, .. } | EngineEvent::Closed { connection } => {
                 *connection
-            }
-            EngineEvent::Opened {
-                connection,
-                account,
-                ..
-            } => {
-                self.shares.insert(*connection, share_of(account.role));
-                self.control.push_back(event);
-                return;
             }
             _ => {
                 self.control.push_back(event);
@@ -68,8 +57,9 @@ impl Turns {
         queue.push_back(event);
     }
 
-    /// The next event to handle, if any.
-    pub fn pop(&mut self) -> Option<EngineEvent> {
+    /// The next event to handle, if any. `share` says how many frames a connection has
+    /// per turn (the engine knows each connection's account).
+    pub fn pop(&mut self, share: impl Fn(ConnectionId) -> usize) -> Option<EngineEvent> {
         if let Some(event) = self.control.pop_front() {
             return Some(event);
         }
@@ -81,28 +71,20 @@ impl Turns {
             self.waiting.remove(&connection);
             self.rotation.pop_front();
             self.served_in_turn = 0;
-        } else if self.served_in_turn >= self.share(connection) {
+        } else if self.served_in_turn >= share(connection) {
             self.rotation.rotate_left(1);
             self.served_in_turn = 0;
         }
-        if matches!(event, Some(EngineEvent::Closed { .. })) {
-            self.shares.remove(&connection);
-        }
         event
-    }
-
-    fn share(&self, connection: ConnectionId) -> usize {
-        self.shares
-            .get(&connection)
-            .copied()
-            .unwrap_or(ENGINE_TURN_FRAMES)
     }
 }
 
-fn share_of(role: Role) -> usize {
-    match role {
-        Role::TownshipReviewer | Role::BureauAdmin => ENGINE_TURN_FRAMES_MANY_VILLAGES,
-        Role::VillageChildDirector | Role::CareWorker => ENGINE_TURN_FRAMES,
+/// Frames per turn for a connection of an account with this role.
+pub fn share_of(role: Role) -> usize {
+    if role.follows_many_villages() {
+        ENGINE_TURN_FRAMES_MANY_VILLAGES
+    } else {
+        ENGINE_TURN_FRAMES
     }
 }
 
@@ -139,9 +121,16 @@ mod tests {
     }
 
     /// What the engine would see, as (connection, first byte) for frames and a word for
-    /// the rest.
+    /// the rest; connection 1 is a township reviewer's, the others phones'.
     fn drain(turns: &mut Turns) -> Vec<String> {
-        std::iter::from_fn(|| turns.pop())
+        let share = |connection: ConnectionId| {
+            share_of(if connection.0 == 1 {
+                Role::TownshipReviewer
+            } else {
+                Role::VillageChildDirector
+            })
+        };
+        std::iter::from_fn(|| turns.pop(share))
             .map(|event| match event {
                 EngineEvent::Frame {
                     connection, frame, ..
@@ -158,13 +147,13 @@ mod tests {
     fn a_phones_one_frame_waits_for_one_turn_not_for_a_busy_phones_queue() {
         let mut turns = Turns::default();
         for byte in 0..100 {
-            turns.push(frame(1, byte));
+            turns.push(frame(2, byte));
         }
-        turns.push(frame(2, 0));
+        turns.push(frame(3, 0));
         let order = drain(&mut turns);
-        assert_eq!(&order[..3], ["1:0", "2:0", "1:1"]);
+        assert_eq!(&order[..3], ["2:0", "3:0", "2:1"]);
         // The busy phone's own frames keep their order.
-        let busy: Vec<&String> = order.iter().filter(|e| e.starts_with("1:")).collect();
+        let busy: Vec<&String> = order.iter().filter(|e| e.starts_with("2:")).collect();
         assert_eq!(busy.len(), 100);
         assert!(busy.windows(2).all(|w| {
             let n = |s: &str| s[2..].parse::<u8>().unwrap();
@@ -175,36 +164,32 @@ mod tests {
     #[test]
     fn the_engines_own_events_go_before_frames_already_waiting() {
         let mut turns = Turns::default();
-        turns.push(frame(1, 0));
-        turns.push(frame(1, 1));
+        turns.push(frame(2, 0));
+        turns.push(frame(2, 1));
         turns.push(EngineEvent::Tick);
-        assert_eq!(drain(&mut turns), ["tick", "1:0", "1:1"]);
+        assert_eq!(drain(&mut turns), ["tick", "2:0", "2:1"]);
         assert!(turns.is_empty());
     }
 
     #[test]
     fn a_connection_is_closed_only_after_the_frames_it_sent_before_closing() {
         let mut turns = Turns::default();
-        turns.push(opened(1, Role::VillageChildDirector));
-        turns.push(frame(1, 0));
-        turns.push(frame(1, 1));
-        turns.push(EngineEvent::Closed {
-            connection: ConnectionId(1),
-        });
+        turns.push(opened(2, Role::VillageChildDirector));
         turns.push(frame(2, 0));
+        turns.push(frame(2, 1));
+        turns.push(EngineEvent::Closed {
+            connection: ConnectionId(2),
+        });
+        turns.push(frame(3, 0));
         assert_eq!(
             drain(&mut turns),
-            ["1:opened", "1:0", "2:0", "1:1", "1:closed"]
+            ["2:opened", "2:0", "3:0", "2:1", "2:closed"]
         );
-        assert!(turns.shares.is_empty());
     }
 
     #[test]
     fn a_reviewer_following_many_villages_gets_a_larger_share_of_each_turn() {
         let mut turns = Turns::default();
-        turns.push(opened(1, Role::TownshipReviewer));
-        turns.push(opened(2, Role::VillageChildDirector));
-        drain(&mut turns);
         for byte in 0..=ENGINE_TURN_FRAMES_MANY_VILLAGES {
             turns.push(frame(1, u8::try_from(byte % 256).unwrap()));
         }
