@@ -44,9 +44,9 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     reviews: Reviews,
     stopping: Option<Instant>,
-    /// Storage requests and audit events held back by [`Engine::send_replies`] until the
-    /// batch's flush, in the order the engine queued them.
-    held_back: Vec<Effect>,
+    /// Storage requests held back by [`Engine::send_replies`] until the batch's flush, in
+    /// the order the engine queued them.
+    held_back: Vec<(StorageOpId, StorageOp)>,
 }
 
 impl Engine {
@@ -252,8 +252,8 @@ impl Engine {
     }
 
     /// Sends the frames the engine has queued so far and holds back its storage requests
-    /// and audit events for the batch's [`Engine::flush`], so that storage still gets the
-    /// batch's writes together (group commit works best with few, large rounds).
+    /// for the batch's [`Engine::flush`], so that storage still gets the batch's writes
+    /// together (group commit works best with few, large rounds).
     fn send_replies(&mut self) {
         for effect in self.repo.take_effects() {
             if let Some(held) = self.reply(effect) {
@@ -262,9 +262,10 @@ impl Engine {
         }
     }
 
-    /// Carries out an effect that goes to a connection or to the engine's own bookkeeping;
-    /// gives back one that goes to storage or the audit table.
-    fn reply(&mut self, effect: Effect) -> Option<Effect> {
+    /// Carries out every effect but a storage request, which it gives back. An audit event
+    /// is recorded here, in its place among the others: the `Close` that usually follows
+    /// it forgets the connection's account, which the record names.
+    fn reply(&mut self, effect: Effect) -> Option<(StorageOpId, StorageOp)> {
         match effect {
             Effect::Send { connection, frame } => self.send(connection, Outgoing::Frame(frame)),
             Effect::Close { connection, reason } => {
@@ -273,7 +274,8 @@ impl Engine {
                 self.peers.remove(&connection);
             }
             Effect::Notify(notification) => self.notified(notification),
-            other @ (Effect::Storage { .. } | Effect::Audit(_)) => return Some(other),
+            Effect::Audit(event) => self.audit(now_ms(), event),
+            Effect::Storage { id, op } => return Some((id, op)),
         }
         None
     }
@@ -282,37 +284,25 @@ impl Engine {
     fn flush(&mut self) {
         let now = now_ms();
         self.reviews.progress(&mut self.repo, now);
-        let mut effects = std::mem::take(&mut self.held_back);
-        effects.extend(self.repo.take_effects());
+        // Replies leave first, as `send_replies` sends them during the batch; the storage
+        // requests follow in the order the engine queued them.
+        self.send_replies();
+        let requests = std::mem::take(&mut self.held_back);
         // The report row of a document is computed once per batch, for its last write.
         let mut last_write: HashMap<DocumentId, usize> = HashMap::new();
-        for (index, effect) in effects.iter().enumerate() {
-            if let Effect::Storage {
-                op: StorageOp::PutChanges { document, .. },
-                ..
-            } = effect
-            {
+        for (index, (_, op)) in requests.iter().enumerate() {
+            if let StorageOp::PutChanges { document, .. } = op {
                 last_write.insert(*document, index);
             }
         }
         let mut answered_here = Vec::new();
-        for (index, effect) in effects.into_iter().enumerate() {
-            match self.reply(effect) {
-                None => {}
-                Some(Effect::Storage { id, op }) => {
-                    let with_report = match &op {
-                        StorageOp::PutChanges { document, .. } => {
-                            last_write.get(document) == Some(&index)
-                        }
-                        _ => false,
-                    };
-                    if let Some(done) = self.storage_request(id, op, with_report) {
-                        answered_here.push(done);
-                    }
-                }
-                Some(Effect::Audit(event)) => self.audit(now, event),
-                // `reply` carried out the rest.
-                Some(_) => {}
+        for (index, (id, op)) in requests.into_iter().enumerate() {
+            let with_report = match &op {
+                StorageOp::PutChanges { document, .. } => last_write.get(document) == Some(&index),
+                _ => false,
+            };
+            if let Some(done) = self.storage_request(id, op, with_report) {
+                answered_here.push(done);
             }
         }
         for completion in answered_here {
@@ -569,6 +559,21 @@ mod tests {
         }
     }
 
+    /// A relay's engine with an empty org tree. The storage thread is not needed: its jobs
+    /// wait in the returned channel.
+    fn relay_engine() -> (Engine, std::sync::mpsc::Receiver<StorageJob>, Arc<Metrics>) {
+        let config = RepoConfig::new(
+            PeerId::from("relay"),
+            Role::Relay,
+            automerge::ActorId::from(vec![9; 16]),
+        );
+        let repo = Repo::new(config, RelayPolicy::new(OrgTree::new()));
+        let (jobs, jobs_rx) = std::sync::mpsc::channel();
+        let metrics = Arc::new(Metrics::default());
+        let engine = Engine::new(repo, jobs, Arc::clone(&metrics));
+        (engine, jobs_rx, metrics)
+    }
+
     fn open(engine: &mut Engine, connection: ConnectionId) -> mpsc::Receiver<Outgoing> {
         let (outbox, inbox) = mpsc::channel(64);
         engine.handle_guarded(EngineEvent::Opened {
@@ -600,16 +605,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_one_connections_frame_closes_that_connection_only() {
-        let config = RepoConfig::new(
-            PeerId::from("relay"),
-            Role::Relay,
-            automerge::ActorId::from(vec![9; 16]),
-        );
-        let repo = Repo::new(config, RelayPolicy::new(OrgTree::new()));
-        // The storage thread is not needed: the jobs just wait in the channel.
-        let (jobs, _jobs_rx) = std::sync::mpsc::channel();
-        let metrics = Arc::new(Metrics::default());
-        let mut engine = Engine::new(repo, jobs, Arc::clone(&metrics));
+        let (mut engine, _jobs, metrics) = relay_engine();
         let (bad, good) = (ConnectionId(1), ConnectionId(2));
         let mut bad_inbox = open(&mut engine, bad);
         let mut good_inbox = open(&mut engine, good);
@@ -654,15 +650,48 @@ mod tests {
     }
 
     #[test]
-    fn new_org_units_make_the_relay_list_every_scope_again() {
-        let config = RepoConfig::new(
-            PeerId::from("relay"),
-            Role::Relay,
-            automerge::ActorId::from(vec![9; 16]),
+    fn the_audit_entry_of_a_connection_closed_for_a_bad_frame_names_its_account() {
+        let (mut engine, jobs_rx, _metrics) = relay_engine();
+        let connection = ConnectionId(1);
+        let mut inbox = open(&mut engine, connection);
+
+        // Not CBOR: the relay records a protocol violation and closes the connection, in
+        // the same batch; the record must still say whose connection it was. A storage
+        // answer later in the batch sends the replies queued so far at once (as `run`
+        // does), the close among them, before the batch's flush.
+        engine.handle_guarded(EngineEvent::Frame {
+            connection,
+            frame: vec![0xff, 0x00, 0x13],
+            room: None,
+        });
+        engine.send_replies();
+        engine.flush();
+        let closed = std::iter::from_fn(|| inbox.try_recv().ok())
+            .any(|outgoing| matches!(outgoing, Outgoing::Close { .. }));
+        assert!(closed, "the connection was not closed");
+        let audited: Vec<AuditEntry> = jobs_rx
+            .try_iter()
+            .filter_map(|job| match job.work {
+                StorageWork::Write(op) => match *op {
+                    WriteOp::Audit(entry) => Some(entry),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(
+                audited.as_slice(),
+                [entry] if entry.event == "protocol-violation"
+                    && entry.account.as_deref() == Some(director().id.as_str())
+            ),
+            "{audited:?}"
         );
-        let repo = Repo::new(config, RelayPolicy::new(OrgTree::new()));
-        let (jobs, jobs_rx) = std::sync::mpsc::channel();
-        let mut engine = Engine::new(repo, jobs, Arc::new(Metrics::default()));
+    }
+
+    #[test]
+    fn new_org_units_make_the_relay_list_every_scope_again() {
+        let (mut engine, jobs_rx, _metrics) = relay_engine();
         let connection = ConnectionId(1);
         let _inbox = open(&mut engine, connection);
         engine.handle_guarded(EngineEvent::Frame {
