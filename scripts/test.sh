@@ -55,6 +55,12 @@ check_only_user() {
     fi
 }
 
+# A CI run builds everything once from a clean clone, so incremental caches (over half a
+# gigabyte) would only fill its disk. Local runs keep them for quick rebuilds.
+if [[ -n "${CI:-}" ]]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 ensure_rust_components
 ensure_wasm_target
 ensure_wasm_bindgen_cli

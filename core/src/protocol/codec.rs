@@ -1060,7 +1060,7 @@ fn read_document_id(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<Do
 fn read_head(d: &mut Decoder<'_>, field: &'static str) -> DecodeResult<[u8; 32]> {
     match peek(d)? {
         Type::String | Type::StringIndef => {
-            super::document_id::decode_check::<32>(&read_text(d, field)?)
+            super::bs58check::decode_check::<32>(&read_text(d, field)?)
                 .map_err(DecodeError::BadHead)
         }
         Type::Bytes | Type::BytesIndef | Type::Tag => {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::bs58check::{decode_check, encode_check};
+
 /// The identifier of one automerge document: the 16 bytes of a UUIDv4.
 ///
 /// [`Display`](fmt::Display) and [`FromStr`] use the bs58check text that automerge-repo puts
@@ -120,35 +122,6 @@ impl FromStr for DocumentId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         decode_check::<16>(s).map(Self)
     }
-}
-
-/// Writes `bytes` as bs58check without a version byte, as the JS `bs58check.encode` does.
-pub(crate) fn encode_check(bytes: &[u8]) -> String {
-    bs58::encode(bytes).with_check().into_string()
-}
-
-/// Reads bs58check text (no version byte) holding exactly `N` bytes.
-pub(crate) fn decode_check<const N: usize>(s: &str) -> Result<[u8; N], DocumentIdError> {
-    // N payload bytes plus a 4-byte checksum never need more than 1.37 base58 digits per
-    // byte; twice the byte count is a generous bound that still stops absurd inputs before
-    // the quadratic decoder sees them.
-    let chars_max = 2 * (N + 4);
-    if s.len() > chars_max {
-        return Err(DocumentIdError::TooLong { chars: s.len() });
-    }
-    let payload = bs58::decode(s)
-        .with_check(None)
-        .into_vec()
-        .map_err(|e| match e {
-            bs58::decode::Error::InvalidChecksum { .. } | bs58::decode::Error::NoChecksum => {
-                DocumentIdError::BadChecksum
-            }
-            other => DocumentIdError::BadBase58(other.to_string()),
-        })?;
-    <[u8; N]>::try_from(payload.as_slice()).map_err(|_| DocumentIdError::WrongLength {
-        expected: N,
-        actual: payload.len(),
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The automerge-repo WebSocket protocol v1 (design §3.1): identifiers, messages and their
 //! CBOR encoding.
 
+mod bs58check;
 mod codec;
 mod document_id;
 mod message;

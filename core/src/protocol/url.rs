@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::document_id::{decode_check, encode_check};
+use super::bs58check::{decode_check, encode_check};
 use super::{DocumentId, DocumentIdError};
 
 /// The scheme prefix of every automerge URL.
