@@ -31,8 +31,9 @@ const QUICK_RECORDS: usize = 100;
 const QUICK_RUNS: usize = 1;
 /// Design §4's targets.
 const LIST_SHOWN_MS_MAX: f64 = 1_000.0;
-/// 600 KB read as KiB, the unit `gzip -l` and browsers' network panels count in.
-const WASM_GZIPPED_BYTES_MAX: f64 = 600.0 * 1024.0;
+/// 600 KB read as 600,000 bytes, the stricter of its two readings (600 KiB would be
+/// 614,400), so the figure meets the target whichever the design meant.
+const WASM_GZIPPED_BYTES_MAX: f64 = 600_000.0;
 /// The first sync of 5,000 records and the restarts; the script has its own timeouts.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(1_800);
 
@@ -127,7 +128,8 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<crate::report::Figure>> {
         },
         Figure {
             workload: WORKLOAD,
-            what: "wasm the phone downloads, gzip -9 (target 600 KB = 600 KiB); no peer".to_owned(),
+            what: "wasm the phone downloads, gzip -9 (target 600 KB = 600,000 bytes); no peer"
+                .to_owned(),
             unit: "bytes",
             ours: Measured::single(gzipped as f64),
             peers: Vec::new(),
