@@ -61,6 +61,23 @@ if [[ -n "${CI:-}" ]]; then
     export CARGO_INCREMENTAL=0
 fi
 
+# The phone downloads everything the wasm build links, so two versions of one crate there
+# are bytes for nothing against design §4's 600 KB (bs58's sha2 0.10 beside automerge's
+# 0.11 was 3 KB gzipped). Proc macros run at build time and are left out.
+check_wasm_links_one_version_of_each_crate() {
+    local out rc=0
+    out="$(cargo tree -p caresync-wasm --target "$WASM_TARGET" -e normal,no-proc-macro \
+        --duplicates 2>&1)" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        printf '%s\n' "$out" >&2
+        die "cargo tree failed while checking the wasm build for duplicate crates"
+    fi
+    if ! grep -q "nothing to print" <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        die "architecture: the wasm build links two versions of the crates above; the phone would download both"
+    fi
+}
+
 ensure_rust_components
 ensure_wasm_target
 ensure_wasm_bindgen_cli
@@ -82,6 +99,7 @@ check_core_sources
 check_only_user wasm-bindgen caresync-wasm
 check_only_user rusqlite caresync-server
 check_only_user axum caresync-server
+check_wasm_links_one_version_of_each_crate
 step "architecture invariants: ok"
 
 step "cargo build -p caresync-core --target $WASM_TARGET"
