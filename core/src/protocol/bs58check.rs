@@ -17,11 +17,8 @@ const CHECKSUM_LEN_BYTES: usize = 4;
 /// The first 4 bytes of SHA-256(SHA-256(`payload`)).
 fn checksum(payload: &[u8]) -> [u8; CHECKSUM_LEN_BYTES] {
     let twice = Sha256::digest(Sha256::digest(payload));
-    let mut sum = [0u8; CHECKSUM_LEN_BYTES];
-    for (to, from) in sum.iter_mut().zip(twice.iter()) {
-        *to = *from;
-    }
-    sum
+    // A SHA-256 digest has 32 bytes, so the first 4 are always there.
+    twice.first_chunk().copied().unwrap_or_default()
 }
 
 /// Writes `bytes` as bs58check without a version byte, as the JS `bs58check.encode` does.
