@@ -119,13 +119,27 @@ fn load_devices_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Which of the load phases of (a) and (b) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// (a) as design §4 states it: only the load devices, nobody following their
+    /// documents.
+    Alone,
+    /// (b) under (a): the same closed loop while the probe changes one document every
+    /// `probe_every` and a reviewer follows every document.
+    Observed,
+    /// (b) with the load devices paced to offer `paced_changes_per_s` together.
+    ObservedPaced,
+}
+
 /// (a) and (b): `devices` devices each change their own documents in a loop (a change to
-/// each, then wait until the relay acknowledged all of them, again) for `load_time`,
-/// while a probe device changes one document every `probe_every` and a reviewer connected
-/// to the relay times how long each change takes to reach it. With `paced`, each device
-/// starts its rounds at a fixed interval so that all together offer
+/// each, then wait until the relay acknowledged all of them, again) for `load_time`.
+/// In the observed phases a probe device changes one document every `probe_every` and a
+/// reviewer connected to the relay times how long each change takes to reach it; paced,
+/// each device starts its rounds at a fixed interval so that all together offer
 /// `sizes.paced_changes_per_s`, and waits when it is ahead.
-pub async fn load(peer: &Peer, sizes: &Sizes, paced: bool) -> anyhow::Result<LoadResult> {
+pub async fn load(peer: &Peer, sizes: &Sizes, phase: LoadPhase) -> anyhow::Result<LoadResult> {
+    let paced = phase == LoadPhase::ObservedPaced;
     let runtime = load_devices_runtime()?;
     let load_devices = LoadDevices {
         devices: (0..sizes.devices)
@@ -137,27 +151,41 @@ pub async fn load(peer: &Peer, sizes: &Sizes, paced: bool) -> anyhow::Result<Loa
     let (documents_tx, documents_rx) = tokio::sync::oneshot::channel();
     let (load_start_tx, load_start_rx) = tokio::sync::oneshot::channel::<(Instant, Instant)>();
     let loading = runtime.spawn(load_devices.run(documents_tx, load_start_rx));
-    let outcome = observe_load(peer, sizes, loading, documents_rx, load_start_tx).await;
+    let outcome = async {
+        let Ok(documents) = documents_rx.await else {
+            let error = match loading.await {
+                Ok(Err(error)) => error,
+                _ => anyhow::anyhow!("the load devices stopped"),
+            };
+            return Err(error.context(format!("{}: load devices set-up", peer.kind.name())));
+        };
+        let observing = match phase {
+            LoadPhase::Alone => None,
+            LoadPhase::Observed | LoadPhase::ObservedPaced => {
+                Some(start_observers(peer, sizes, documents).await?)
+            }
+        };
+        time_load(peer, loading, load_start_tx, observing, sizes.load_time).await
+    }
+    .await;
     runtime.shutdown_background();
     outcome
 }
 
-/// Starts the probe and the reviewer once the load devices are set up, starts the timed
-/// phase for all of them, and gathers the figures.
-async fn observe_load(
+/// The probe and reviewer's thread, ready and waiting for the instant the timed phase
+/// ends.
+struct Observing {
+    start: tokio::sync::oneshot::Sender<Instant>,
+    thread: std::thread::JoinHandle<anyhow::Result<Observed>>,
+}
+
+/// Starts the probe and the reviewer once the load devices are set up, and returns once
+/// the reviewer holds every document.
+async fn start_observers(
     peer: &Peer,
     sizes: &Sizes,
-    loading: tokio::task::JoinHandle<anyhow::Result<u64>>,
-    documents: tokio::sync::oneshot::Receiver<Vec<DocumentId>>,
-    load_start: tokio::sync::oneshot::Sender<(Instant, Instant)>,
-) -> anyhow::Result<LoadResult> {
-    let Ok(documents) = documents.await else {
-        let error = match loading.await {
-            Ok(Err(error)) => error,
-            _ => anyhow::anyhow!("the load devices stopped"),
-        };
-        return Err(error.context(format!("{}: load devices set-up", peer.kind.name())));
-    };
+    documents: Vec<DocumentId>,
+) -> anyhow::Result<Observing> {
     // The probe and the reviewer stand for a phone and a township office elsewhere, so
     // they run on threads of their own at the relay's priority: sharing the load devices'
     // runtime, every probe change and every reviewer update waited behind 200 devices'
@@ -167,7 +195,10 @@ async fn observe_load(
     // waited behind that work.
     let observers = Observers {
         probe: peer.device("probe"),
-        probe_url: peer.device_url(0),
+        // A village of its own (the relay has one more director than load devices), so
+        // that it is told of no other device's changes.
+        probe_url: peer.device_url(sizes.devices),
+        probe_village: sizes.devices,
         reviewer: Arc::new(peer.device("reviewer")),
         reviewer_url: peer.reviewer_url(),
         reviewer_opens_each: !peer.lists_scope(),
@@ -175,7 +206,7 @@ async fn observe_load(
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (start_tx, start_rx) = tokio::sync::oneshot::channel::<Instant>();
-    let observing = std::thread::Builder::new().name("probe".to_owned()).spawn(
+    let thread = std::thread::Builder::new().name("probe".to_owned()).spawn(
         move || -> anyhow::Result<Observed> {
             // Built and dropped here, outside any runtime, as tokio requires.
             let reviewer_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -191,25 +222,48 @@ async fn observe_load(
         },
     )?;
     if ready_rx.await.is_err() {
-        let error = match tokio::task::spawn_blocking(move || observing.join()).await {
+        let error = match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(Err(error))) => error,
             _ => anyhow::anyhow!("the probe and reviewer thread stopped"),
         };
         return Err(error.context(peer.recent_log()));
     }
+    Ok(Observing {
+        start: start_tx,
+        thread,
+    })
+}
 
+/// Runs the timed phase for the load devices (and the observers, if any), and gathers
+/// the figures.
+async fn time_load(
+    peer: &Peer,
+    loading: tokio::task::JoinHandle<anyhow::Result<u64>>,
+    load_start: tokio::sync::oneshot::Sender<(Instant, Instant)>,
+    observing: Option<Observing>,
+    load_time: Duration,
+) -> anyhow::Result<LoadResult> {
     let cpu_before = peer.pid().map(peers::cpu_seconds).transpose()?;
     let started = Instant::now();
-    let deadline = started + sizes.load_time;
-    // Both wait for this; one that has gone reports its error below.
+    let deadline = started + load_time;
+    // All wait for this; one that has gone reports its error below.
     let _ = load_start.send((started, deadline));
-    let _ = start_tx.send(deadline);
+    let observing = observing.map(|observing| {
+        let _ = observing.start.send(deadline);
+        observing.thread
+    });
     let acknowledged = loading.await.context("a load device panicked")??;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = peer.pid().map(peers::cpu_seconds).transpose()?;
-    let observed = tokio::task::spawn_blocking(move || observing.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the probe and reviewer thread panicked"))??;
+    let observed = match observing {
+        Some(thread) => tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the probe and reviewer thread panicked"))??,
+        None => Observed {
+            latencies_ms: Vec::new(),
+            ack_latencies_ms: Vec::new(),
+        },
+    };
     let changes = acknowledged as f64;
     let relay_cpu_ms_per_change = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if changes > 0.0 => (after - before) * 1000.0 / changes,
@@ -329,6 +383,8 @@ impl LoadDevices {
 struct Observers {
     probe: Device,
     probe_url: String,
+    /// The probe's own village, the one after the load devices'.
+    probe_village: usize,
     /// Shared with the task that runs its connection on the reviewer's own thread.
     reviewer: Arc<Device>,
     reviewer_url: String,
@@ -357,13 +413,14 @@ impl Observers {
         let Observers {
             probe,
             probe_url,
+            probe_village,
             reviewer,
             reviewer_url,
             reviewer_opens_each,
             probe_every,
         } = self;
         probe.connect(&probe_url).await?;
-        let probe_doc = probe.create(&peers::child_record(0, "probe")?)?;
+        let probe_doc = probe.create(&peers::child_record(probe_village, "probe")?)?;
         wait_all_synced(&probe, &[probe_doc]).await?;
         documents.push(probe_doc);
 
@@ -419,13 +476,23 @@ impl Observers {
                 wait_all_synced(&probe, &[probe_doc]).await?;
                 anyhow::Ok(sent.elapsed())
             };
-            let received = async {
-                reviewer
-                    .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
-                    .await
-                    .context("a probe change never reached the reviewer")?;
-                anyhow::Ok(sent.elapsed())
+            // The reviewer watches on its own thread, as its own phone would: waiting here,
+            // this thread took the reviewer's lock at each of the thousands of changes a
+            // second the reviewer takes in, and the probe's acknowledgement waited behind
+            // that (a trace showed up to 100 ms between the relay writing the
+            // acknowledgement and the probe holding it).
+            let received = {
+                let reviewer = Arc::clone(&reviewer);
+                let heads = heads.clone();
+                reviewer_runtime.spawn(async move {
+                    reviewer
+                        .wait_until(ACK_TIMEOUT, |r| r.heads(&probe_doc) == heads)
+                        .await
+                        .context("a probe change never reached the reviewer")?;
+                    anyhow::Ok(sent.elapsed())
+                })
             };
+            let received = async { received.await.context("the reviewer's thread stopped")? };
             let (acknowledged, received) = tokio::try_join!(acknowledged, received)?;
             ack_latencies_ms.push(acknowledged.as_secs_f64() * 1000.0);
             latencies_ms.push(received.as_secs_f64() * 1000.0);

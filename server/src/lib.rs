@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod demo_install;
 pub mod export;
+pub mod listener;
 pub mod metrics;
 pub mod org;
 pub mod relay;

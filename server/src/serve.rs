@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::relay::{EngineEvent, Relay, limits::SHUTDOWN_GRACE_MS};
 use crate::state::{AppState, Settings};
-use crate::{demo_install, routes, shutdown, store};
+use crate::{demo_install, listener, routes, shutdown, store};
 
 /// Interval of the engine's clock ticks (handshake timeouts, eviction).
 pub const TICK_INTERVAL_MS: u64 = 1_000;
@@ -148,7 +148,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sockets = Arc::clone(&state.sockets);
     let app = routes::app(&args.web_dir, state);
     axum::serve(
-        listener,
+        listener::without_nagle(listener),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {

@@ -66,7 +66,9 @@ pub async fn upgrade(url: &str, origin: Option<&str>) -> anyhow::Result<Result<S
             HeaderValue::from_str(origin).context("the Origin is not a header value")?,
         );
     }
-    match tokio::time::timeout(UPGRADE_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    // Without Nagle's algorithm, as browsers and `Device` connect.
+    let upgrade = tokio_tungstenite::connect_async_with_config(request, None, true);
+    match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await {
         Ok(Ok((socket, _response))) => Ok(Ok(socket)),
         Ok(Err(WsError::Http(response))) => Ok(Err(response.status().as_u16())),
         Ok(Err(error)) => Err(error).with_context(|| format!("cannot open {url}")),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use caresync_core::domain::Account;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, mpsc};
 
@@ -16,7 +17,8 @@ use super::close_codes;
 use super::events::{EngineEvent, Outgoing};
 use super::limits::{
     CLOSE_HANDSHAKE_MS_MAX, MESSAGES_BURST_MAX, MESSAGES_PER_SECOND_MANY_VILLAGES_MAX,
-    MESSAGES_PER_SECOND_MAX, OUTGOING_FRAMES_QUEUED_MAX, PING_INTERVAL_MS, SESSION_RECHECK_MS,
+    MESSAGES_PER_SECOND_MAX, OUTGOING_FRAMES_PER_WRITE_MAX, OUTGOING_FRAMES_QUEUED_MAX,
+    PING_INTERVAL_MS, SESSION_RECHECK_MS,
 };
 use crate::auth::rate_limit::TokenBucket;
 use crate::clock::now_ms;
@@ -101,8 +103,10 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
             },
             queued = outgoing.recv() => match queued {
                 Some(Outgoing::Frame(frame)) => {
-                    if sink.send(Message::Binary(frame.into())).await.is_err() {
-                        break None;
+                    match write_queued(&mut sink, frame, &mut outgoing).await {
+                        Ok(None) => {}
+                        Ok(Some(close)) => break Some(close),
+                        Err(()) => break None,
                     }
                 }
                 Some(Outgoing::Close { code, reason }) => break Some((code, reason)),
@@ -147,6 +151,35 @@ pub async fn run(socket: WebSocket, state: AppState, account: Account, token_has
         let _ = tokio::time::timeout(Duration::from_millis(CLOSE_HANDSHAKE_MS_MAX), drain).await;
     }
     let _ = sink.close().await;
+}
+
+/// Writes `first` and the frames queued behind it (up to `OUTGOING_FRAMES_PER_WRITE_MAX`)
+/// with one flush. Gives back the close the engine queued among them, if any, which ends
+/// the connection once the frames before it are out; `Err` when the socket failed.
+async fn write_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Vec<u8>,
+    outgoing: &mut mpsc::Receiver<Outgoing>,
+) -> Result<Option<(u16, String)>, ()> {
+    let mut next = Some(first);
+    let mut written = 0;
+    let mut close = None;
+    while let Some(frame) = next.take() {
+        sink.feed(Message::Binary(frame.into()))
+            .await
+            .map_err(|_| ())?;
+        written += 1;
+        if written >= OUTGOING_FRAMES_PER_WRITE_MAX {
+            break;
+        }
+        match outgoing.try_recv() {
+            Ok(Outgoing::Frame(frame)) => next = Some(frame),
+            Ok(Outgoing::Close { code, reason }) => close = Some((code, reason)),
+            Err(_) => {}
+        }
+    }
+    sink.flush().await.map_err(|_| ())?;
+    Ok(close)
 }
 
 /// Waits until the engine's queue has room for a frame of `bytes` (a frame bigger than the

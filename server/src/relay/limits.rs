@@ -44,6 +44,14 @@ pub const CLOSE_HANDSHAKE_MS_MAX: u64 = 1_000;
 /// does not read.
 pub const OUTGOING_FRAMES_QUEUED_MAX: usize = 65_536;
 
+/// Frames already queued for a connection that its task writes to the socket together,
+/// with one flush (one `sendmsg`, a few TCP segments) instead of one each. A township
+/// reviewer is sent every change of its villages, thousands a second under load, and
+/// each write was a system call on both sides. Bounded so that one write stays a
+/// moment's work (frames are a few hundred bytes; tungstenite writes out its buffer on
+/// its own past 128 KiB).
+pub const OUTGOING_FRAMES_PER_WRITE_MAX: usize = 64;
+
 /// Bytes of frames, from all connections together, that may wait for the engine thread.
 /// A connection reads its next frame only once its last fits (TCP flow control then holds
 /// the sender back), so a client sending large frames faster than the engine handles them
