@@ -157,16 +157,13 @@ impl Device {
     /// handshake. Fails if the socket cannot be opened (an HTTP refusal of the upgrade
     /// included) or closes before the relay's `peer` answer.
     pub async fn connect(&self, ws_url: &str) -> anyhow::Result<ConnectionId> {
-        let (socket, _response) =
-            // Without Nagle's algorithm, as a browser's WebSocket: with it, a frame written
-            // while the last is unacknowledged waits up to 40 ms for the relay's delayed ACK.
-            tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                tokio_tungstenite::connect_async_with_config(ws_url, None, true),
-            )
+        // Without Nagle's algorithm, as a browser's WebSocket: with it, a frame written while
+        // the last is unacknowledged waits up to 40 ms for the relay's delayed ACK.
+        let opening = tokio_tungstenite::connect_async_with_config(ws_url, None, true);
+        let (socket, _response) = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
-                .map_err(|_| anyhow!("{}: opening {ws_url} timed out", self.shared.name))?
-                .with_context(|| format!("{}: cannot open {ws_url}", self.shared.name))?;
+            .map_err(|_| anyhow!("{}: opening {ws_url} timed out", self.shared.name))?
+            .with_context(|| format!("{}: cannot open {ws_url}", self.shared.name))?;
         let (outgoing, receiver) = mpsc::unbounded_channel();
         let connection = self.shared.event(|state, now_ms| {
             let connection = ConnectionId(state.next_connection);
