@@ -227,6 +227,16 @@ async fn load_runs(
     }
 }
 
+/// A figure without a target or extra peers.
+fn plain(
+    workload: &'static str,
+    what: impl Into<String>,
+    unit: &'static str,
+    samples: &Samples,
+) -> Figure {
+    figure(workload, what, unit, samples, &[], None)
+}
+
 /// A figure from per-kind samples: ours against each peer (and any extra peers).
 fn figure(
     workload: &'static str,
@@ -357,30 +367,19 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         // The load devices share the two cores with the relay and saturate them first,
         // so the rate above is the machine's; the relay's own CPU per change says what
         // the relay would sustain on a core of its own.
-        figures.push(figure(
+        figures.push(plain(
             "a",
             "relay CPU (user+sys, all threads) per acknowledged change, during a",
             "ms",
             &cpu,
-            &[],
-            None,
         ));
-        figures.push(figure(
+        figures.push(plain(
             "a",
             "changes/s one relay core sustains at that cost (1000 / CPU ms per change)",
             "changes/s",
             &per_core,
-            &[],
-            None,
         ));
-        figures.push(figure(
-            "a",
-            "relay peak RSS during a",
-            "MB",
-            &rss,
-            &[],
-            None,
-        ));
+        figures.push(plain("a", "relay peak RSS during a", "MB", &rss));
     }
 
     // (b) under (a): the same closed loop, with the probe and a reviewer following every
@@ -396,7 +395,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             workloads::percentile(&r.ack_latencies_ms, 99.0)
         });
         let cpu = load_samples(&results, |r| r.relay_cpu_ms_per_change);
-        figures.push(figure(
+        figures.push(plain(
             "b",
             format!(
                 "stored changes/s, a's {} devices with b's reviewer following every document",
@@ -404,24 +403,18 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             ),
             "changes/s",
             &rate,
-            &[],
-            None,
         ));
-        figures.push(figure(
+        figures.push(plain(
             "b",
             "relay CPU per acknowledged change, a with b's reviewer",
             "ms",
             &cpu,
-            &[],
-            None,
         ));
-        figures.push(figure(
+        figures.push(plain(
             "b",
             "change -> reviewer latency p50, under a",
             "ms",
             &p50,
-            &[],
-            None,
         ));
         figures.push(figure(
             "b",
@@ -431,13 +424,11 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             &[],
             Some(Target::Ceiling(100.0)),
         ));
-        figures.push(figure(
+        figures.push(plain(
             "b",
             "change -> the relay's durable ack to the changing device p99, under a",
             "ms",
             &ack_p99,
-            &[],
-            None,
         ));
     }
 
@@ -456,29 +447,23 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             "{} devices offering {:.0} changes/s together",
             sizes.devices, sizes.paced_changes_per_s
         );
-        figures.push(figure(
+        figures.push(plain(
             "b",
             format!("stored changes/s, {offered}"),
             "changes/s",
             &rate,
-            &[],
-            None,
         ));
-        figures.push(figure(
+        figures.push(plain(
             "b",
             format!("change -> reviewer latency p50, {offered}"),
             "ms",
             &p50,
-            &[],
-            None,
         ));
-        figures.push(figure(
+        figures.push(plain(
             "b",
             format!("change -> reviewer latency p99, {offered}"),
             "ms",
             &p99,
-            &[],
-            None,
         ));
     }
 
@@ -597,13 +582,11 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             &[],
             Some(Target::Ceiling(1.2)),
         ));
-        figures.push(figure(
+        figures.push(plain(
             "e",
             format!("first sync, {count} docs: the documents' saved size"),
             "KB",
             &saved,
-            &[],
-            None,
         ));
     }
 
