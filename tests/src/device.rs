@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
+use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, AutomergeError, ChangeHash};
 use caresync_core::domain::Record;
 use caresync_core::protocol::{DocumentId, Message, PeerId};
@@ -291,6 +292,28 @@ impl Device {
                 .with_context(|| format!("document {document} is not a record"))?;
             edit(&mut record);
             state.save(now_ms, *document, &record)
+        })
+    }
+
+    /// Puts one string field at the document's root as one local change, without reading
+    /// the record first. The change on the wire is the one [`Device::change`] makes for
+    /// the same edit (`Record::save` writes only the field that differs); the benchmark's
+    /// load devices use this so that the load generator, which shares the machine with the
+    /// relay under test, spends less of it on hydrating and reconciling records.
+    pub async fn put_root_string(
+        &self,
+        document: &DocumentId,
+        key: &str,
+        value: &str,
+    ) -> anyhow::Result<()> {
+        self.load(document).await?;
+        self.shared.event(|state, now_ms| {
+            state
+                .repo
+                .change(now_ms, *document, |transaction| {
+                    transaction.put(automerge::ROOT, key, value)
+                })
+                .map_err(|error| anyhow!("the change could not be made: {error}"))
         })
     }
 
