@@ -7,6 +7,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ChangeHash};
 
 use super::ConnectionId;
+use super::held::holds;
 use super::no_access::NoAccess;
 use super::policy::Access;
 use super::storage::StorageOpId;
@@ -112,7 +113,7 @@ impl PeerDoc {
         if self.quiet_at.as_deref() == Some(heads) || self.awaits_answer(heads) {
             return None;
         }
-        if self.acknowledged_all(heads) {
+        if self.acknowledged_all(document, heads) {
             self.quiet_at = Some(heads.to_vec());
             return None;
         }
@@ -148,14 +149,26 @@ impl PeerDoc {
     /// `have_responded`, `heads_equal` and no change to send). It decides that only after
     /// it has built a bloom filter and searched the change graph; on a phone, every
     /// acknowledgement of every change it pushes asks exactly this, and under the
-    /// benchmark's load that was an eighth of the load devices' time. Empty heads are left
-    /// to automerge, which may send a peer that has nothing the whole document.
-    fn acknowledged_all(&self, heads: &[ChangeHash]) -> bool {
+    /// benchmark's load that was an eighth of the load devices' time.
+    ///
+    /// Left to automerge: empty heads (it may send a peer that has nothing the whole
+    /// document), and a peer whose `have` names a last sync we do not hold, which only a
+    /// peer contradicting its own heads sends and automerge answers with a reset (the
+    /// malformed-input corpus has one, `replay-11-last-sync-unknown-hash`). A peer that
+    /// claims our heads with a bloom filter lacking our changes is the one case answered
+    /// differently: automerge would send those changes, this says nothing; only a peer
+    /// lying about its heads gets there, and it claims to have them.
+    fn acknowledged_all(&self, document: &Automerge, heads: &[ChangeHash]) -> bool {
         !heads.is_empty()
             && self.sync.have_responded
             && self.sync.last_sent_heads == heads
             && self.sync.their_heads.as_deref() == Some(heads)
             && self.sync.their_need.as_ref().is_none_or(Vec::is_empty)
+            && self.sync.their_have.iter().flatten().all(|have| {
+                have.last_sync
+                    .iter()
+                    .all(|hash| heads.contains(hash) || holds(document, hash))
+            })
     }
 
     /// The peer has told us it holds what we hold: safe to drop the document from memory
@@ -298,6 +311,34 @@ mod tests {
             .unwrap();
         let name = theirs.get(ROOT, "name").unwrap().unwrap().0;
         assert_eq!(name.into_string().unwrap(), "second");
+    }
+
+    #[test]
+    fn a_peer_that_claims_our_heads_but_syncs_from_an_unknown_state_is_answered() {
+        let (document, mut peer, _theirs) = quiet_peer();
+        let heads = document.get_heads();
+        let unknown = ChangeHash([7; 32]);
+        // The peer's last message carried our heads, but a `have` whose last sync we never
+        // saw: automerge answers with a reset, and so must the shortcut's caller.
+        let state = peer.sync_mut();
+        state.their_heads = Some(heads.clone());
+        state.their_need = Some(Vec::new());
+        state.their_have = Some(vec![sync::Have {
+            last_sync: vec![unknown],
+            bloom: sync::BloomFilter::default(),
+        }]);
+        let mut expected_state = peer.sync().clone();
+        let expected = document
+            .generate_sync_message(&mut expected_state)
+            .map(sync::Message::encode);
+        assert!(
+            expected.is_some(),
+            "automerge answers a peer it cannot place"
+        );
+        let answered = peer
+            .next_message(&document, &heads)
+            .map(sync::Message::encode);
+        assert_eq!(answered, expected);
     }
 
     /// What one side does in [`next_message_answers_as_automerge_would`].
