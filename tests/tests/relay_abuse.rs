@@ -6,7 +6,7 @@
 //! |---|---|
 //! | a WebSocket message over `FRAME_BYTES_MAX` (8 MiB), whole or in fragments | close 1009 |
 //! | more than 500 messages/s on a director's socket, beyond a burst of 5,000 | close 4008 |
-//! | 2,500 messages/s on a township reviewer's socket (its limit is 5,000/s) | stays open |
+//! | 2,500 messages/s on a township reviewer's socket (its limit is 20,000/s) | stays open |
 //! | more than 50 API requests/s from one address, beyond a burst of 200 | 429, `Retry-After: 1` |
 //! | 30 failed logins from one address (per account: `relay_api.rs`) | 429 with `Retry-After` |
 //! | a socket silent (not even a pong) for `--idle-timeout-secs` | close 4002 |

@@ -20,9 +20,13 @@ pub const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
 pub const MESSAGES_PER_SECOND_MAX: u32 = 500;
 
 /// The same for an account that follows many villages (township reviewers, the bureau):
-/// its phone answers every change any of them makes. The benchmark's reviewer, following
-/// 200 busy devices, acknowledged over 1,000 changes a second and was closed at 500.
-pub const MESSAGES_PER_SECOND_MANY_VILLAGES_MAX: u32 = 5_000;
+/// its phone answers every change any of them makes, so its rate is the rate at which the
+/// relay stores changes in its scope, and a limit below what the relay can store closes a
+/// reviewer that is only keeping up. The benchmark's reviewer, following 200 busy devices,
+/// was closed at 500 a second when the relay stored 1,000, and at 5,000 when the relay
+/// stored about 5,000 in (b)'s phase (30 Nov); the relay stores about 8,000 a second on
+/// this machine with nobody following, so the limit is well above that.
+pub const MESSAGES_PER_SECOND_MANY_VILLAGES_MAX: u32 = 20_000;
 
 /// Messages one connection may send at once before the sustained rate applies.
 pub const MESSAGES_BURST_MAX: u32 = 5_000;
