@@ -140,7 +140,14 @@ impl PeerDoc {
     /// acknowledgement: under the benchmark's load that was a third of the engine's calls
     /// to automerge for messages.
     fn awaits_answer(&self, heads: &[ChangeHash]) -> bool {
-        self.sync.in_flight && self.sync.have_responded && self.sync.last_sent_heads == heads
+        self.sync.in_flight && self.told_them(heads)
+    }
+
+    /// Our last message went out at `heads` (automerge's `have_responded` and
+    /// `heads_unchanged`): the half of automerge's "nothing to say" rule that both
+    /// shortcuts share.
+    fn told_them(&self, heads: &[ChangeHash]) -> bool {
+        self.sync.have_responded && self.sync.last_sent_heads == heads
     }
 
     /// automerge has nothing to send a peer that answered our last message with exactly
@@ -160,8 +167,7 @@ impl PeerDoc {
     /// lying about its heads gets there, and it claims to have them.
     fn acknowledged_all(&self, document: &Automerge, heads: &[ChangeHash]) -> bool {
         !heads.is_empty()
-            && self.sync.have_responded
-            && self.sync.last_sent_heads == heads
+            && self.told_them(heads)
             && self.sync.their_heads.as_deref() == Some(heads)
             && self.sync.their_need.as_ref().is_none_or(Vec::is_empty)
             && self.sync.their_have.iter().flatten().all(|have| {
