@@ -83,8 +83,9 @@ pub fn document_load(data: &[u8]) {
     let _ = read_kind(&document);
     let _ = read_meta(&document);
     let _ = validation::validate_document_change(&Automerge::new(), &document);
-    let empty = Automerge::new();
-    let _ = relay_policy().check_change(&account(), &STORED_DOCUMENT, None, &empty, &document);
+    let policy = relay_policy();
+    let before = policy.read_before(&STORED_DOCUMENT, &Automerge::new());
+    let _ = policy.check_change(&account(), &STORED_DOCUMENT, None, before, &document);
     let Ok(record) = Record::load(&document) else {
         return;
     };

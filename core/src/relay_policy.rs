@@ -49,6 +49,12 @@ impl RelayPolicy {
 
 impl Policy for RelayPolicy {
     type Principal = Account;
+    /// The record before the change; `None` when there was none (a new document).
+    type Before = Option<Record>;
+
+    fn read_before(&self, document: &DocumentId, before: &Automerge) -> Option<Record> {
+        self.record_of(document, before).ok()
+    }
 
     fn access(
         &self,
@@ -89,10 +95,9 @@ impl Policy for RelayPolicy {
         who: &Account,
         document: &DocumentId,
         recorded: Option<&DocumentMeta>,
-        before: &Automerge,
+        before_record: Option<Record>,
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal> {
-        let before_record = self.record_of(document, before).ok();
         let after_record = self.record_of(document, after);
         let loaded =
             validate_loaded_change(before_record, after_record).map_err(|errors| Refusal {

@@ -215,6 +215,20 @@ fn a_reader_is_served_but_its_changes_are_refused() {
     )));
 }
 
+/// The relay stored device 0's `guardian` and device 2's `school`, and both devices hold
+/// exactly what it stored.
+fn assert_both_edits_stored_everywhere(world: &World, document: &DocumentId) {
+    let relay = world.relay.store.materialise(document).unwrap().unwrap();
+    assert!(relay.get(ROOT, "guardian").unwrap().is_some());
+    assert!(relay.get(ROOT, "school").unwrap().is_some());
+    for device in [0, 2] {
+        assert_eq!(
+            device_doc(world, device, document).get_heads(),
+            relay.get_heads()
+        );
+    }
+}
+
 #[test]
 fn concurrent_offline_edits_of_one_record_merge_everywhere() {
     let mut world = World::new(6);
@@ -230,15 +244,60 @@ fn concurrent_offline_edits_of_one_record_merge_everywhere() {
     assert!(world.edit_document(0, document, "guardian", 1, false));
     assert!(world.edit_document(2, document, "school", 2, false));
     quiet(&mut world);
-    let relay = world.relay.store.materialise(&document).unwrap().unwrap();
-    assert!(relay.get(ROOT, "guardian").unwrap().is_some());
-    assert!(relay.get(ROOT, "school").unwrap().is_some());
-    for device in [0, 2] {
-        assert_eq!(
-            device_doc(&world, device, &document).get_heads(),
-            relay.get_heads()
-        );
+    assert_both_edits_stored_everywhere(&world, &document);
+}
+
+/// Changes from peers join the relay's document only when all of it is durable, so a
+/// change that arrives while another is being written waits for that write.
+#[test]
+fn a_change_that_arrives_during_a_write_waits_for_it_and_both_are_stored() {
+    let mut world = World::new(7);
+    // Devices 0 and 2 share a village.
+    world.connect(0);
+    world.connect(2);
+    let document = world.create_document(0);
+    quiet(&mut world);
+    let relay_writes = |world: &World| {
+        world
+            .relay
+            .pending
+            .iter()
+            .filter(|(_, op)| matches!(op, StorageOp::PutChanges { .. }))
+            .count()
+    };
+    let connections: Vec<ConnectionId> = world.links.keys().copied().collect();
+    let on_device = |world: &World, device: usize| {
+        connections
+            .iter()
+            .copied()
+            .find(|connection| world.links[connection].device == device)
+            .unwrap()
+    };
+    let (first, second) = (on_device(&world, 0), on_device(&world, 2));
+
+    assert!(world.edit_document(0, document, "guardian", 1, false));
+    while world.complete_device_storage(0) {}
+    while world.deliver(first, true) {}
+    assert_eq!(relay_writes(&world), 1, "the first change is being written");
+    assert!(world.edit_document(2, document, "school", 2, false));
+    while world.complete_device_storage(2) {}
+    let heard_before = world.links[&first].to_device.len() + world.links[&second].to_device.len();
+    while world.deliver(second, true) {}
+    let latest = world.relay.repo.latest(&document).unwrap();
+    assert!(latest.get(ROOT, "school").unwrap().is_none());
+    assert_eq!(relay_writes(&world), 1, "the second change waits");
+    assert_eq!(
+        world.links[&first].to_device.len() + world.links[&second].to_device.len(),
+        heard_before,
+        "nothing is sent while a write is pending"
+    );
+
+    // The first write lands; the waiting change is taken up and written next.
+    while relay_writes(&world) > 0 {
+        world.complete_relay_storage();
     }
+    quiet(&mut world);
+    assert_both_edits_stored_everywhere(&world, &document);
 }
 
 #[test]

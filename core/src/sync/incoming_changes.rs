@@ -1,9 +1,10 @@
-//! Judging the changes a peer sent before any of them reaches the durable document.
+//! Judging the changes a peer sent before any of them reaches the document.
 //!
 //! Changes are never handed to the live document through `receive_sync_message`: automerge
 //! would apply them (or queue them until their dependencies arrive) without asking anyone.
-//! Instead they are loaded into a scratch copy, sorted causally, and each one is judged on
-//! the state it was made on (its dependencies), as design §3.4 requires.
+//! Instead they are sorted out here (new or held already, dependencies present or not, in
+//! causal order), and each new one is judged on the state it was made on (its
+//! dependencies), as design §3.4 requires.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,9 +27,8 @@ pub(crate) struct AcceptedChanges {
 /// What a message's changes amount to against the state we hold.
 #[derive(Debug)]
 pub(crate) struct NewChanges {
-    /// `latest` with every applicable change loaded.
-    pub scratch: Automerge,
-    /// The changes `latest` lacked whose dependencies are all present, in causal order.
+    /// The changes `latest` lacks whose dependencies are all present (in `latest` or among
+    /// these), in causal order.
     pub applicable: Vec<Change>,
     /// Changes whose dependencies are missing, as they arrived. The peer counts them as
     /// sent and will not send them again, so they are kept and retried with the peer's
@@ -37,7 +37,7 @@ pub(crate) struct NewChanges {
     pub orphans: Vec<Vec<u8>>,
 }
 
-/// Loads `chunks` into a scratch copy of `latest` and sorts out what is new.
+/// Reads `chunks` and sorts out which of their changes `latest` lacks and can take.
 ///
 /// Every entry is split into individual changes first (see `chunks.rs`): handing a v2
 /// entry to `load_incremental` was seen to apply only part of it, which left the sender
@@ -59,35 +59,42 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
         let room = CHANGES_PER_MESSAGE_MAX.saturating_sub(received.len());
         received.extend(changes_in(chunk, room).map_err(unreadable)?);
     }
-    let mut scratch = latest.clone();
-    scratch
-        .apply_changes(received.iter().cloned())
-        .map_err(|error| Refusal {
-            code: RefusalCode::Malformed,
-            message: format!("the changes could not be applied: {error}"),
-        })?;
-    // What the scratch copy gained is what was received and applied, minus what `latest`
-    // held already: the decoded changes themselves, so none is rebuilt from the document.
-    // A change that did not make it into the scratch copy waits for its dependencies. Each
-    // is kept once: a peer that sends it again (its earlier copy comes back here as a
-    // chunk too) must not make the orphans grow with every message.
-    let mut added = Vec::new();
-    let mut orphans = Vec::new();
+    // Each change is counted once: a peer that sends it again (its earlier copy comes back
+    // here as an orphan too) must not make the orphans grow with every message.
     let mut seen = BTreeSet::new();
-    for change in &received {
+    let mut new: Vec<Change> = Vec::new();
+    for change in received {
         let hash = change.hash();
-        if !seen.insert(hash) {
-            continue;
-        }
-        if !holds(&scratch, &hash) {
-            orphans.push(change.raw_bytes().to_vec());
-        } else if !holds(latest, &hash) {
-            added.push(change.clone());
+        if seen.insert(hash) && !holds(latest, &hash) {
+            new.push(change);
         }
     }
+    // A change can be applied once every dependency is held or can be applied itself;
+    // what is left waits for its dependencies, as automerge's own queue would.
+    let mut reachable: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut applicable: Vec<Change> = Vec::new();
+    let mut unsettled = new;
+    loop {
+        let (ready, waiting): (Vec<Change>, Vec<Change>) =
+            unsettled.into_iter().partition(|change| {
+                change
+                    .deps()
+                    .iter()
+                    .all(|dep| reachable.contains(dep) || holds(latest, dep))
+            });
+        unsettled = waiting;
+        if ready.is_empty() {
+            break;
+        }
+        reachable.extend(ready.iter().map(Change::hash));
+        applicable.extend(ready);
+    }
+    let orphans = unsettled
+        .iter()
+        .map(|change| change.raw_bytes().to_vec())
+        .collect();
     Ok(NewChanges {
-        scratch,
-        applicable: causal_order(added),
+        applicable: causal_order(applicable),
         orphans,
     })
 }
@@ -135,7 +142,7 @@ fn causal_order(changes: Vec<Change>) -> Vec<Change> {
     ordered
 }
 
-fn sorted(hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+pub(crate) fn sorted(hashes: &[ChangeHash]) -> Vec<ChangeHash> {
     let mut hashes = hashes.to_vec();
     hashes.sort();
     hashes
@@ -160,7 +167,8 @@ pub(crate) fn judge<P: Policy>(
         let made_on_latest = sorted(change.deps()) == latest_heads;
         if only_change && made_on_latest {
             // `scratch` is `latest` with this one change applied: exactly the state after it.
-            meta = policy.check_change(who, document, meta.as_ref(), latest, scratch)?;
+            let before = policy.read_before(document, latest);
+            meta = policy.check_change(who, document, meta.as_ref(), before, scratch)?;
             continue;
         }
         let forked;
@@ -180,6 +188,7 @@ pub(crate) fn judge<P: Policy>(
                 code: RefusalCode::Malformed,
                 message: format!("a change could not be applied: {error}"),
             })?;
+        let before = policy.read_before(document, before);
         meta = policy.check_change(who, document, meta.as_ref(), before, &after)?;
     }
     Ok(AcceptedChanges { changes, meta })

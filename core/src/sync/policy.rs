@@ -73,18 +73,34 @@ pub trait Policy {
         recorded: Option<&DocumentMeta>,
     ) -> Access;
 
-    /// Judge one change by what it does on the state it was made on: `before` is the
-    /// document at the change's dependencies and `after` is `before` plus the change.
-    /// Returns the metadata to record for the document (for a new document, read from
-    /// `after`; for an existing one, normally `recorded` unchanged).
+    /// What [`Policy::check_change`] needs to know of the state a change was made on.
+    type Before;
+
+    /// Reads [`Policy::Before`] off the document at a change's dependencies. It is read
+    /// before the change is applied: the usual change is applied to the document itself,
+    /// and the state before it is gone afterwards.
+    fn read_before(&self, document: &DocumentId, before: &Automerge) -> Self::Before;
+
+    /// Judge one change by what it does on the state it was made on: `before` was read off
+    /// the document at the change's dependencies and `after` is that state plus the
+    /// change. Returns the metadata to record for the document (for a new document, read
+    /// from `after`; for an existing one, normally `recorded` unchanged).
     fn check_change(
         &self,
         who: &Self::Principal,
         document: &DocumentId,
         recorded: Option<&DocumentMeta>,
-        before: &Automerge,
+        before: Self::Before,
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal>;
+
+    /// Whether [`Policy::check_change`] may refuse anything. A policy that never does
+    /// answers `false`, and changes then go straight into the document with no copy made
+    /// to judge them on; the metadata to record is `recorded`, else read from the document
+    /// with the changes applied.
+    fn judges_changes(&self) -> bool {
+        true
+    }
 }
 
 /// The policy of a device: it trusts its own user and its relay. The relay is the place
@@ -94,21 +110,28 @@ pub struct TrustingPolicy;
 
 impl Policy for TrustingPolicy {
     type Principal = ();
+    type Before = ();
 
     fn access(&self, _: &(), _: &DocumentId, _: Option<&DocumentMeta>) -> Access {
         Access::Write
     }
+
+    fn read_before(&self, _: &DocumentId, _: &Automerge) {}
 
     fn check_change(
         &self,
         _: &(),
         _: &DocumentId,
         recorded: Option<&DocumentMeta>,
-        _: &Automerge,
+        (): (),
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal> {
         Ok(recorded
             .cloned()
             .or_else(|| crate::domain::read_meta(after).ok()))
+    }
+
+    fn judges_changes(&self) -> bool {
+        false
     }
 }

@@ -40,6 +40,9 @@ pub struct VillagePolicy;
 
 impl Policy for VillagePolicy {
     type Principal = String;
+    type Before = ();
+
+    fn read_before(&self, _: &DocumentId, _: &Automerge) {}
 
     fn access(
         &self,
@@ -66,7 +69,7 @@ impl Policy for VillagePolicy {
         village: &String,
         _: &DocumentId,
         recorded: Option<&DocumentMeta>,
-        _before: &Automerge,
+        (): (),
         after: &Automerge,
     ) -> Result<Option<DocumentMeta>, Refusal> {
         let meta = match recorded {

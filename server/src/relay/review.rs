@@ -103,7 +103,7 @@ impl Reviews {
                 match apply(repo, now_ms, &request) {
                     // Nothing changed (the same review twice): it is already durable.
                     Ok((state, false)) => {
-                        let heads = repo.document(&document).map(Automerge::get_heads);
+                        let heads = repo.stored_heads(&document);
                         request.answer(Ok(ReviewDone {
                             state,
                             heads: heads.unwrap_or_default(),
@@ -200,8 +200,10 @@ fn apply(
     if after.get_heads() == latest.get_heads() {
         return Ok((state, false));
     }
-    repo.policy()
-        .check_change(account, &document, Some(&recorded), latest, &after)
+    let policy = repo.policy();
+    let before = policy.read_before(&document, latest);
+    policy
+        .check_change(account, &document, Some(&recorded), before, &after)
         .map_err(|refusal| ReviewError::Invalid(refusal.to_string()))?;
     let mut save_error = None;
     repo.change(now_ms, document, |transaction| {

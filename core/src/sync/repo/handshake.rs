@@ -23,6 +23,7 @@ impl<P: Policy> Repo<P> {
                 extensions: BTreeSet::new(),
                 documents: BTreeSet::new(),
                 ephemeral_seen: BTreeMap::new(),
+                refused_before: false,
                 scope: None,
             },
         );

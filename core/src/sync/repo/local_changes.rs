@@ -10,7 +10,7 @@ impl<P: Policy> Repo<P> {
         }
         let mut state = DocState::loading(now_ms);
         state.status = Status::Ready;
-        state.committed = Automerge::new().with_actor(self.config.actor.clone());
+        state.doc = Automerge::new().with_actor(self.config.actor.clone());
         self.documents.insert(document, state);
         Ok(())
     }
@@ -36,7 +36,7 @@ impl<P: Policy> Repo<P> {
     }
 
     /// Makes a change on a loaded document. The change is shown by [`Repo::latest`] at
-    /// once and becomes durable (and is sent to peers) when storage confirms the write.
+    /// once and is sent to peers when storage confirms the write.
     pub fn change<F, O>(&mut self, now_ms: u64, document: DocumentId, f: F) -> Result<O, RepoError>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<O, AutomergeError>,
@@ -48,23 +48,29 @@ impl<P: Policy> Repo<P> {
         if !state.is_ready() {
             return Err(RepoError::NotLoaded(document));
         }
-        // One copy to change: `latest` stays as it was if the edit fails or changes nothing.
-        let mut working = state.latest().clone().with_actor(actor);
-        let seconds = i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX);
-        let output = working
-            .transact_with(|_| CommitOptions::default().with_time(seconds), f)
-            .map_err(|failure| RepoError::Change(failure.error.to_string()))?
-            .result;
-        let changes = state.latest().get_changes_added(&working);
-        if changes.is_empty() {
-            return Ok(output);
+        if state.doc.get_actor() != &actor {
+            state.doc.set_actor(actor);
         }
-        let is_new = !state.exists && state.latest.is_none();
+        // Made in place: automerge rolls the transaction back if the edit fails, and a
+        // change that changes nothing is not committed at all.
+        let is_new = !state.is_known();
+        let seconds = i64::try_from(now_ms / 1_000).unwrap_or(i64::MAX);
+        let done = state
+            .doc
+            .transact_with(|_| CommitOptions::default().with_time(seconds), f)
+            .map_err(|failure| RepoError::Change(failure.error.to_string()))?;
+        let output = done.result;
+        let Some(change) = done
+            .hash
+            .and_then(|hash| state.doc.get_change_by_hash(&hash))
+        else {
+            return Ok(output);
+        };
+        let changes = vec![change];
         let meta = state
             .meta
             .clone()
-            .or_else(|| crate::domain::read_meta(&working).ok());
-        state.latest = Some(working);
+            .or_else(|| crate::domain::read_meta(&state.doc).ok());
         state.last_used_ms = now_ms;
         let new_meta = if is_new { meta.clone() } else { None };
         let op = self.start_write(document, &changes, new_meta);
@@ -84,7 +90,7 @@ impl<P: Policy> Repo<P> {
         Ok(output)
     }
 
-    /// Queues the storage write of changes already applied to the document's `latest`.
+    /// Queues the storage write of changes already applied to the document.
     pub(super) fn start_write(
         &mut self,
         document: DocumentId,
@@ -96,7 +102,7 @@ impl<P: Policy> Repo<P> {
         let heads = self
             .documents
             .get(&document)
-            .map(|state| state.latest().get_heads())
+            .map(|state| state.doc.get_heads())
             .unwrap_or_default();
         self.effects.push(Effect::Storage {
             id: op,

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{ActorId, Automerge, AutomergeError, ChangeHash};
+use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
 
 use super::document::{DocState, PeerDoc, PendingWrite, Status, Step, Waiting};
 use super::effect::{AuditEvent, CloseReason, Effect, Notification};
 use super::held::holds;
-use super::incoming_changes::{AcceptedChanges, judge, new_changes};
+use super::incoming_changes::{AcceptedChanges, judge, new_changes, sorted};
 use super::limits::{
     BLOOM_PROBES_MAX, CHANGE_ROWS_BEFORE_COMPACTION_MAX, DOCUMENT_IDLE_MS_MAX,
     DOCUMENTS_PER_CONNECTION_MAX, EPHEMERAL_SESSIONS_PER_CONNECTION_MAX, HANDSHAKE_MS_MAX,
@@ -109,6 +109,9 @@ struct Connection<Principal> {
     ephemeral_seen: BTreeMap<(String, String), u64>,
     /// Device: the scope answer being worked through.
     scope: Option<ScopeProgress>,
+    /// Relay: changes of this connection were refused before, so its later ones are
+    /// judged on a copy of the document (see `Repo::take_changes`).
+    refused_before: bool,
 }
 
 #[derive(Debug, Default)]
@@ -224,20 +227,29 @@ impl<P: Policy> Repo<P> {
         }
     }
 
-    /// The durable state of a loaded document.
+    /// The stored state of a loaded document. While a write is pending the document in
+    /// memory is ahead of storage and this is `None`; [`Repo::latest`] shows it then.
     pub fn document(&self, document: &DocumentId) -> Option<&Automerge> {
         self.documents
             .get(document)
+            .filter(|state| state.is_ready() && state.exists && !state.has_pending_write())
+            .map(|state| &state.doc)
+    }
+
+    /// The heads of what storage holds of a loaded document, if anything is stored.
+    pub fn stored_heads(&self, document: &DocumentId) -> Option<Vec<ChangeHash>> {
+        self.documents
+            .get(document)
             .filter(|state| state.is_ready() && state.exists)
-            .map(|state| &state.committed)
+            .map(|state| state.durable_heads.clone())
     }
 
     /// The state the user sees: durable plus changes still being written.
     pub fn latest(&self, document: &DocumentId) -> Option<&Automerge> {
         self.documents
             .get(document)
-            .filter(|state| state.is_ready() && (state.exists || state.latest.is_some()))
-            .map(DocState::latest)
+            .filter(|state| state.is_ready() && state.is_known())
+            .map(|state| &state.doc)
     }
 
     /// Where a document stands in memory: a driver that made a local change on behalf of a
@@ -246,7 +258,7 @@ impl<P: Policy> Repo<P> {
         match self.documents.get(document) {
             None => LoadState::NotLoaded,
             Some(state) if !state.is_ready() => LoadState::Loading,
-            Some(state) if state.exists || state.latest.is_some() => LoadState::Ready,
+            Some(state) if state.is_known() => LoadState::Ready,
             Some(_) => LoadState::Missing,
         }
     }
@@ -312,7 +324,7 @@ impl<P: Policy> Repo<P> {
     fn durable_heads(&self, document: &DocumentId) -> Vec<ChangeHash> {
         self.documents
             .get(document)
-            .map(|state| state.committed.get_heads())
+            .map(|state| state.durable_heads.clone())
             .unwrap_or_default()
     }
 

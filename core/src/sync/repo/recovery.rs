@@ -22,11 +22,11 @@ impl<P: Policy> Repo<P> {
             state.deferred_refusal = Some((connection, code, message, relay_heads.to_vec()));
             return;
         }
-        let refused_copy = state.committed.save();
+        let refused_copy = state.doc.save();
         let known: Vec<ChangeHash> = relay_heads
             .iter()
             .map(|head| ChangeHash(*head))
-            .filter(|head| holds(&state.committed, head))
+            .filter(|head| holds(&state.doc, head))
             .collect();
         // Keep only what the relay accepted. A head we do not have yet arrives with the
         // next sync, which starts from the state kept here.
@@ -34,7 +34,7 @@ impl<P: Policy> Repo<P> {
             Ok(Automerge::new().with_actor(self.config.actor.clone()))
         } else {
             state
-                .committed
+                .doc
                 .fork_at(&known)
                 .map(|doc| doc.with_actor(self.config.actor.clone()))
         };
@@ -42,9 +42,10 @@ impl<P: Policy> Repo<P> {
             return;
         };
         let snapshot = reset.save();
-        state.committed = reset;
+        state.doc = reset;
         state.stored_rows.clear();
-        let heads = state.committed.get_heads();
+        let heads = state.doc.get_heads();
+        state.durable_heads.clone_from(&heads);
         let op = self.next_op();
         self.pending_ops.insert(op, PendingOp::Replace(document));
         self.effects.push(Effect::Storage {

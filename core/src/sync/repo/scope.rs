@@ -216,29 +216,31 @@ impl<P: Policy> Repo<P> {
             return;
         };
         let principal = conn.principal.clone();
-        let Some(state) = self.documents.get(&document) else {
+        let Some(state) = self.documents.get_mut(&document) else {
             return;
         };
-        let judged = new_changes(state.latest(), &[bytes]).and_then(|found| {
+        if state.has_pending_write() {
+            // Changes join the document only when all of it is durable (see `DocState::doc`).
+            state.waiting.push_back(Waiting::Listed {
+                connection,
+                bytes: bytes.to_vec(),
+                heads,
+            });
+            return;
+        }
+        let found = new_changes(&state.doc, &[bytes]);
+        let judged = found.and_then(|found| {
             if found.applicable.is_empty() || !found.orphans.is_empty() {
                 return Ok(None);
             }
-            let accepted = judge(
-                &self.policy,
-                &principal,
-                &document,
-                state.meta.as_ref(),
-                state.latest(),
-                &found.scratch,
-                found.applicable,
-            )?;
-            Ok(Some((accepted, found.scratch)))
+            self.take_changes(Some(connection), &principal, document, found.applicable)
+                .map(Some)
         });
-        let Ok(Some((accepted, scratch))) = judged else {
+        let Ok(Some(accepted)) = judged else {
             self.begin_sync(now_ms, connection, document);
             return;
         };
-        let write = self.write_accepted(document, accepted, scratch, Some((connection, heads)));
+        let write = self.write_accepted(document, accepted, Some((connection, heads)));
         if let Some(state) = self.documents.get_mut(&document) {
             state.pipeline.push_back(Step {
                 write,

@@ -123,7 +123,8 @@ impl<P: Policy> Repo<P> {
             meta = stored.meta;
         }
         state.status = Status::Ready;
-        state.committed = doc;
+        state.durable_heads = doc.get_heads();
+        state.doc = doc;
         state.exists = exists;
         state.meta = meta;
         state.stored_rows = rows;
@@ -131,7 +132,6 @@ impl<P: Policy> Repo<P> {
         if let Some(parked) = self.parked.remove(&document) {
             state.peers.extend(parked);
         }
-        let waiting: Vec<Waiting> = state.waiting.drain(..).collect();
         for failure in failures {
             self.notify(Notification::StorageFailed {
                 document: Some(document),
@@ -142,21 +142,7 @@ impl<P: Policy> Repo<P> {
             self.index.remove(&document);
             self.reindex(document);
         }
-        for item in waiting {
-            match item {
-                Waiting::Sync {
-                    connection,
-                    data,
-                    is_request,
-                } => self.handle_sync(now_ms, connection, document, data, is_request),
-                Waiting::BeginSync(connection) => self.begin_sync(now_ms, connection, document),
-                Waiting::Listed {
-                    connection,
-                    bytes,
-                    heads,
-                } => self.apply_listed(now_ms, connection, document, &bytes, heads),
-            }
-        }
+        self.run_waiting(now_ms, document);
         if exists {
             let heads = self.durable_heads(&document);
             self.notify(Notification::DocumentChanged { document, heads });
@@ -185,7 +171,18 @@ impl<P: Policy> Repo<P> {
                 self.pending_ops.remove(&write.op);
             }
         }
-        state.latest = None;
+        // Every change since the durable heads was in a pending write, so the document at
+        // those heads is exactly what storage holds.
+        let actor = self.config.actor.clone();
+        match state.doc.fork_at(&state.durable_heads) {
+            Ok(durable) => state.doc = durable.with_actor(actor),
+            Err(error) => self
+                .effects
+                .push(Effect::Notify(Notification::DocumentError {
+                    document,
+                    detail: format!("the document could not return to its durable state: {error}"),
+                })),
+        }
         for peer in state.peers.values_mut() {
             *peer = PeerDoc::new(peer.access);
         }
@@ -202,7 +199,7 @@ impl<P: Policy> Repo<P> {
             return;
         };
         let covered = state.stored_rows.clone();
-        let snapshot = state.committed.save();
+        let snapshot = state.doc.save();
         state.compacting = Some(op);
         self.pending_ops
             .insert(op, PendingOp::Compact(document, covered.clone()));

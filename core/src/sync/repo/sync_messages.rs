@@ -87,7 +87,7 @@ impl<P: Policy> Repo<P> {
         let access = self
             .policy
             .access(&principal, &document, state.meta.as_ref());
-        let known = state.exists || state.latest.is_some();
+        let known = state.is_known();
         let carries_changes = !sync_message.changes.is_empty();
         // `request` means "send it or say you do not have it"; a `sync` for a document we
         // lack is the peer offering it, answered with our (empty) side of the protocol.
@@ -109,7 +109,7 @@ impl<P: Policy> Repo<P> {
             && sync_message
                 .heads
                 .iter()
-                .any(|head| !holds(state.latest(), head));
+                .any(|head| !holds(&state.doc, head));
         if reader_has_own_changes {
             let refusal = Refusal {
                 code: RefusalCode::ReadOnly,
@@ -118,14 +118,26 @@ impl<P: Policy> Repo<P> {
             self.refuse(connection, document, refusal, speaks_refused);
             return;
         }
-        let mut accepted = None;
-        let mut reusable_scratch = None;
         let orphans = state.orphans.get(&connection).cloned().unwrap_or_default();
-        if carries_changes || !orphans.is_empty() {
+        let has_changes = carries_changes || !orphans.is_empty();
+        if has_changes && state.has_pending_write() {
+            // Changes join the document only when all of it is durable (see `DocState::doc`).
+            if let Some(state) = self.documents.get_mut(&document) {
+                state.waiting.push_back(Waiting::Sync {
+                    connection,
+                    data,
+                    is_request,
+                });
+            }
+            return;
+        }
+        let mut accepted = None;
+        if has_changes {
             let mut chunks: Vec<&[u8]> = sync_message.changes.iter().collect();
             chunks.extend(orphans.iter().map(Vec::as_slice));
+            let found = new_changes(&state.doc, &chunks);
             let mut still_orphaned = Vec::new();
-            let judged = new_changes(state.latest(), &chunks).and_then(|found| {
+            let judged = found.and_then(|found| {
                 still_orphaned = found.orphans;
                 if found.applicable.is_empty() {
                     return Ok(None);
@@ -136,21 +148,8 @@ impl<P: Policy> Repo<P> {
                         message: format!("document {document}: this account may only read it"),
                     });
                 }
-                let accepted = judge(
-                    &self.policy,
-                    &principal,
-                    &document,
-                    state.meta.as_ref(),
-                    state.latest(),
-                    &found.scratch,
-                    found.applicable,
-                )?;
-                // Without orphans queued inside it, the scratch copy is exactly the new
-                // latest state, which saves applying the changes a second time.
-                if still_orphaned.is_empty() {
-                    reusable_scratch = Some(found.scratch);
-                }
-                Ok(Some(accepted))
+                self.take_changes(Some(connection), &principal, document, found.applicable)
+                    .map(Some)
             });
             match judged {
                 Ok(result) => accepted = result,
@@ -177,24 +176,7 @@ impl<P: Policy> Repo<P> {
 
         // Register the peer's sync state for this document (or adjust it if access changed).
         self.attach_peer(connection, document, access);
-        let mut write = None;
-        if let Some(accepted) = accepted {
-            let Some(state) = self.documents.get(&document) else {
-                return;
-            };
-            let latest = match reusable_scratch {
-                Some(scratch) => scratch,
-                None => {
-                    let mut latest = state.latest().clone();
-                    // The changes were just applied to a copy of this very state while
-                    // judging them, so this cannot fail in practice; if it does, the write
-                    // still lands and `drive` reports the document as damaged.
-                    let _ = latest.apply_changes(accepted.changes.iter().cloned());
-                    latest
-                }
-            };
-            write = self.write_accepted(document, accepted, latest, None);
-        }
+        let write = accepted.and_then(|accepted| self.write_accepted(document, accepted, None));
         let Some(state) = self.documents.get_mut(&document) else {
             return;
         };
@@ -205,18 +187,108 @@ impl<P: Policy> Repo<P> {
         self.drive(now_ms, document);
     }
 
-    /// Makes `latest` (the document with the accepted changes applied) the document's
-    /// latest state and queues the durable write of the changes, for a pipeline step.
+    /// Applies changes new to a document (each with its dependencies present, in causal
+    /// order) if the policy accepts them. A refused or unusable batch leaves the document
+    /// as it was.
+    ///
+    /// The usual message carries one change made on exactly the state we hold. It is
+    /// applied to the document itself and judged there, with what the policy needs of the
+    /// state before read first; a refusal then rebuilds that state from the document's
+    /// history, which costs far more than the copy it saves, so a connection refused once
+    /// has its later changes judged on a copy. So are batches, each change on the state
+    /// it was made on. A device's policy judges nothing, and its changes go straight in.
+    pub(super) fn take_changes(
+        &mut self,
+        from: Option<ConnectionId>,
+        principal: &P::Principal,
+        document: DocumentId,
+        changes: Vec<Change>,
+    ) -> Result<AcceptedChanges, Refusal> {
+        let unusable = |error: automerge::AutomergeError| Refusal {
+            code: RefusalCode::Malformed,
+            message: format!("the changes could not be applied: {error}"),
+        };
+        let refused_before = from
+            .and_then(|connection| self.connections.get(&connection))
+            .is_some_and(|conn| conn.refused_before);
+        let Some(state) = self.documents.get_mut(&document) else {
+            return Err(Refusal {
+                code: RefusalCode::Malformed,
+                message: format!("document {document} is not loaded"),
+            });
+        };
+        let heads = state.doc.get_heads();
+        let one_on_ours = match changes.as_slice() {
+            [change] => sorted(change.deps()) == heads,
+            _ => false,
+        };
+        if self.policy.judges_changes() && (refused_before || !one_on_ours) {
+            let mut after = state.doc.clone();
+            after
+                .apply_changes(changes.iter().cloned())
+                .map_err(unusable)?;
+            let accepted = judge(
+                &self.policy,
+                principal,
+                &document,
+                state.meta.as_ref(),
+                &state.doc,
+                &after,
+                changes,
+            )?;
+            state.doc = after;
+            return Ok(accepted);
+        }
+        let before = self
+            .policy
+            .judges_changes()
+            .then(|| self.policy.read_before(&document, &state.doc));
+        let judged = match state.doc.apply_changes(changes.iter().cloned()) {
+            Err(error) => Err(unusable(error)),
+            Ok(()) => match before {
+                Some(before) => self.policy.check_change(
+                    principal,
+                    &document,
+                    state.meta.as_ref(),
+                    before,
+                    &state.doc,
+                ),
+                None => Ok(state
+                    .meta
+                    .clone()
+                    .or_else(|| crate::domain::read_meta(&state.doc).ok())),
+            },
+        };
+        match judged {
+            Ok(meta) => Ok(AcceptedChanges { changes, meta }),
+            Err(refusal) => {
+                // Changes from peers wait for pending writes, so the state to return to is
+                // the document at the heads it had.
+                let actor = self.config.actor.clone();
+                match state.doc.fork_at(&heads) {
+                    Ok(before) => state.doc = before.with_actor(actor),
+                    Err(error) => self.effects.push(Effect::Notify(Notification::DocumentError {
+                        document,
+                        detail: format!(
+                            "the document could not return to its state before refused changes: {error}"
+                        ),
+                    })),
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Queues the durable write of changes just accepted into the document, for a pipeline
+    /// step.
     pub(super) fn write_accepted(
         &mut self,
         document: DocumentId,
         accepted: AcceptedChanges,
-        latest: Automerge,
         listed: Option<(ConnectionId, Vec<ChangeHash>)>,
     ) -> Option<PendingWrite> {
-        let state = self.documents.get_mut(&document)?;
-        let is_new = !state.exists && state.latest.is_none();
-        state.latest = Some(latest);
+        let state = self.documents.get(&document)?;
+        let is_new = !state.is_known();
         // Recorded metadata is written with the first change, and again when a permitted
         // transfer moves the record.
         let new_meta = if is_new || accepted.meta != state.meta {
@@ -282,6 +354,9 @@ impl<P: Policy> Repo<P> {
             );
             return;
         }
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.refused_before = true;
+        }
         self.effects.push(Effect::Audit(AuditEvent::ChangeRefused {
             connection,
             document,
@@ -332,7 +407,6 @@ impl<P: Policy> Repo<P> {
         let mut broken: Vec<(ConnectionId, String)> = Vec::new();
         let mut relay_ack: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
         let mut listed_by: Vec<(ConnectionId, Vec<ChangeHash>)> = Vec::new();
-        let mut damaged: Vec<String> = Vec::new();
         let mut outgoing: Vec<(ConnectionId, Vec<u8>, bool)> = Vec::new();
         while let Some(step) = state.pipeline.front() {
             if step.write.as_ref().is_some_and(|write| !write.done) {
@@ -341,20 +415,26 @@ impl<P: Policy> Repo<P> {
             let Some(step) = state.pipeline.pop_front() else {
                 break;
             };
-            // The peer's message is received before its changes join the durable state,
-            // as automerge itself would see it; receiving it afterwards makes automerge
-            // take the message's heads as already acknowledged, and the peer would never
-            // learn that we now hold them.
+            // The peer's message is received as if its changes were not in the document
+            // yet, as automerge itself would see it: a message without changes whose heads
+            // equal ours makes automerge take those heads as already told to the peer, and
+            // the peer would never learn that we now hold its changes. So automerge's
+            // record of what we last told the peer is kept unless the message's heads are
+            // what was durable before this step.
             let sender = step.receive.as_ref().map(|(connection, _)| *connection);
             if let Some((connection, message)) = step.receive
                 && let Some(peer) = state.peers.get_mut(&connection)
             {
-                if let Err(error) = state
-                    .committed
-                    .receive_sync_message(peer.sync_mut(), message)
-                {
+                let told = if message.heads == state.durable_heads {
+                    message.heads.clone()
+                } else {
+                    peer.sync().last_sent_heads.clone()
+                };
+                let sync = peer.sync_mut();
+                if let Err(error) = state.doc.receive_sync_message(sync, message) {
                     broken.push((connection, format!("document {document}: {error}")));
                 } else {
+                    sync.last_sent_heads = told;
                     peer.requested = false;
                     if let Some(heads) = &peer.sync().their_heads {
                         relay_ack.push((connection, heads.clone()));
@@ -365,18 +445,7 @@ impl<P: Policy> Repo<P> {
                 state
                     .stored_rows
                     .extend(write.changes.iter().map(|c| c.hash()));
-                let last_write = !state.pipeline.iter().any(|step| step.write.is_some());
-                match state.latest.take() {
-                    // `latest` is the durable state plus every pending write; after the
-                    // last one it is exactly the new durable state.
-                    Some(latest) if last_write => state.committed = latest,
-                    latest => {
-                        state.latest = latest;
-                        if let Err(error) = state.committed.apply_changes(write.changes) {
-                            damaged.push(error.to_string());
-                        }
-                    }
-                }
+                state.made_durable(&write.changes);
                 state.exists = true;
                 if write.meta.is_some() {
                     state.meta = write.meta;
@@ -388,28 +457,34 @@ impl<P: Policy> Repo<P> {
                 // message of its is received: that later message may already claim the
                 // merged heads (the peer applied our changes meanwhile), and automerge would
                 // then see nothing to say, so the peer would never hear that we stored its
-                // changes (found by the real-relay test of two phones merging).
+                // changes (found by the real-relay test of two phones merging). With a
+                // later write pending the answer waits for it, and carries heads that
+                // differ from any the peer can claim meanwhile.
                 if let Some(connection) = sender
+                    && !state.has_pending_write()
                     && let Some(peer) = state.peers.get_mut(&connection)
-                    && let Some(message) = state.committed.generate_sync_message(peer.sync_mut())
+                    && let Some(message) = state.doc.generate_sync_message(peer.sync_mut())
                 {
                     outgoing.push((connection, message.encode(), false));
                 }
             }
         }
         if state.pipeline.is_empty() {
-            state.latest = None;
+            // The two agree by construction; the document's own heads are the ones to keep.
+            state.durable_heads = state.doc.get_heads();
         }
-        let heads = state.committed.get_heads();
+        let heads = state.durable_heads.clone();
         let exists = state.exists;
         let meta = state.meta.clone();
-        for (connection, peer) in &mut state.peers {
-            if let Some(mut message) = peer.next_message(&state.committed, &heads) {
+        // Nothing is said to any peer while the document holds changes storage has not
+        // confirmed: automerge would advertise them.
+        let settled = !state.has_pending_write();
+        for (connection, peer) in state.peers.iter_mut().filter(|_| settled) {
+            if let Some(mut message) = peer.next_message(&state.doc, &heads) {
                 // Automerge asks for the dependencies of changes queued inside a document;
                 // ours wait outside it (see `incoming_changes.rs`), so ask for theirs here.
                 if let Some(orphans) = state.orphans.get(connection) {
-                    let latest = state.latest.as_ref().unwrap_or(&state.committed);
-                    for dependency in missing_dependencies(latest, orphans) {
+                    for dependency in missing_dependencies(&state.doc, orphans) {
                         if !message.need.contains(&dependency) {
                             message.need.push(dependency);
                         }
@@ -428,9 +503,6 @@ impl<P: Policy> Repo<P> {
 
         for (connection, error) in broken {
             self.protocol_violation(connection, error);
-        }
-        for detail in damaged {
-            self.notify(Notification::DocumentError { document, detail });
         }
         for (connection, data, as_request) in outgoing {
             self.send_sync(connection, document, data, as_request);
@@ -495,6 +567,47 @@ impl<P: Policy> Repo<P> {
             .and_then(|state| state.deferred_refusal.take());
         if let Some((connection, code, message, heads)) = deferred {
             self.refused_received(now_ms, connection, document, code, message, &heads);
+        }
+        self.run_waiting(now_ms, document);
+    }
+
+    /// Takes up, in the order they came, the messages and listings that waited for the
+    /// document to load or for its pending writes, until one of them starts a write.
+    pub(super) fn run_waiting(&mut self, now_ms: u64, document: DocumentId) {
+        let Some(state) = self.documents.get_mut(&document) else {
+            return;
+        };
+        if !state.is_ready() || state.has_pending_write() || state.waiting.is_empty() {
+            return;
+        }
+        // Taken out, so that what they start (including a nested `drive`) does not see
+        // them as still waiting ahead of itself.
+        let mut queue = std::mem::take(&mut state.waiting);
+        while let Some(item) = queue.pop_front() {
+            match item {
+                Waiting::Sync {
+                    connection,
+                    data,
+                    is_request,
+                } => self.handle_sync(now_ms, connection, document, data, is_request),
+                Waiting::BeginSync(connection) => self.begin_sync(now_ms, connection, document),
+                Waiting::Listed {
+                    connection,
+                    bytes,
+                    heads,
+                } => self.apply_listed(now_ms, connection, document, &bytes, heads),
+            }
+            let Some(state) = self.documents.get_mut(&document) else {
+                return;
+            };
+            if state.has_pending_write() {
+                break;
+            }
+        }
+        if let Some(state) = self.documents.get_mut(&document) {
+            // Whatever waited since goes after what was taken out and is still waiting.
+            queue.append(&mut state.waiting);
+            state.waiting = queue;
         }
     }
 

@@ -27,8 +27,11 @@ impl<P: Policy> Repo<P> {
             .documents
             .iter()
             .filter(|(_, state)| {
-                let heads = state.committed.get_heads();
-                state.is_idle() && state.peers.values().all(|peer| peer.is_quiet(&heads))
+                state.is_idle()
+                    && state
+                        .peers
+                        .values()
+                        .all(|peer| peer.is_quiet(&state.durable_heads))
             })
             .map(|(id, state)| (state.last_used_ms, *id))
             .collect();
