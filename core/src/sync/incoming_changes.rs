@@ -69,62 +69,55 @@ pub(crate) fn new_changes(latest: &Automerge, chunks: &[&[u8]]) -> Result<NewCha
             new.push(change);
         }
     }
-    // A change can be applied once every dependency is held or can be applied itself;
-    // what is left waits for its dependencies, as automerge's own queue would.
-    let mut reachable: BTreeSet<ChangeHash> = BTreeSet::new();
-    let mut applicable: Vec<Change> = Vec::new();
-    let mut unsettled = new;
-    loop {
-        let (ready, waiting): (Vec<Change>, Vec<Change>) =
-            unsettled.into_iter().partition(|change| {
-                change
-                    .deps()
-                    .iter()
-                    .all(|dep| reachable.contains(dep) || holds(latest, dep))
-            });
-        unsettled = waiting;
-        if ready.is_empty() {
-            break;
-        }
-        reachable.extend(ready.iter().map(Change::hash));
-        applicable.extend(ready);
-    }
-    let orphans = unsettled
+    let (applicable, waiting) = causal_order(new, latest);
+    let orphans = waiting
         .iter()
         .map(|change| change.raw_bytes().to_vec())
         .collect();
     Ok(NewChanges {
-        applicable: causal_order(applicable),
+        applicable,
         orphans,
     })
 }
 
-/// Sorts changes so that each comes after those of its dependencies that are in the set.
-/// They come in the order the peer sent them, which nothing obliges to be causal.
-fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+/// Sorts changes new to `latest` so that each comes after those of its dependencies that
+/// are among them; they come in the order the peer sent them, which nothing obliges to be
+/// causal. A change can be applied once every dependency is held or can be applied itself;
+/// the second list is what is left, waiting for its dependencies as automerge's own queue
+/// would, in the order it came. One pass (Kahn's algorithm), so a long history sent in any
+/// order costs time in proportion to its length.
+fn causal_order(changes: Vec<Change>, latest: &Automerge) -> (Vec<Change>, Vec<Change>) {
     let in_set: BTreeSet<ChangeHash> = changes.iter().map(Change::hash).collect();
     let mut waiting_on: BTreeMap<ChangeHash, usize> = BTreeMap::new();
     let mut dependents: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
-    let mut by_hash: BTreeMap<ChangeHash, Change> = BTreeMap::new();
-    for change in changes {
+    let mut ready: Vec<ChangeHash> = Vec::new();
+    for change in &changes {
         let hash = change.hash();
-        let deps_in_set: Vec<ChangeHash> = change
-            .deps()
-            .iter()
-            .filter(|dep| in_set.contains(dep))
-            .copied()
-            .collect();
-        waiting_on.insert(hash, deps_in_set.len());
-        for dep in deps_in_set {
-            dependents.entry(dep).or_default().push(hash);
+        let mut deps_in_set = 0usize;
+        let mut lacks_one = false;
+        for dep in change.deps() {
+            if in_set.contains(dep) {
+                deps_in_set += 1;
+                dependents.entry(*dep).or_default().push(hash);
+            } else if !holds(latest, dep) {
+                lacks_one = true;
+            }
         }
-        by_hash.insert(hash, change);
+        if lacks_one {
+            // Never ready: it and everything after it wait.
+            continue;
+        }
+        if deps_in_set == 0 {
+            ready.push(hash);
+        }
+        waiting_on.insert(hash, deps_in_set);
     }
-    let mut ready: Vec<ChangeHash> = waiting_on
-        .iter()
-        .filter(|(_, count)| **count == 0)
-        .map(|(hash, _)| *hash)
-        .collect();
+    let mut by_hash: BTreeMap<ChangeHash, Change> = BTreeMap::new();
+    let mut arrival: Vec<ChangeHash> = Vec::with_capacity(changes.len());
+    for change in changes {
+        arrival.push(change.hash());
+        by_hash.insert(change.hash(), change);
+    }
     let mut ordered = Vec::with_capacity(by_hash.len());
     while let Some(hash) = ready.pop() {
         if let Some(change) = by_hash.remove(&hash) {
@@ -139,7 +132,11 @@ fn causal_order(changes: Vec<Change>) -> Vec<Change> {
             }
         }
     }
-    ordered
+    let left = arrival
+        .iter()
+        .filter_map(|hash| by_hash.remove(hash))
+        .collect();
+    (ordered, left)
 }
 
 pub(crate) fn sorted(hashes: &[ChangeHash]) -> Vec<ChangeHash> {
@@ -192,4 +189,60 @@ pub(crate) fn judge<P: Policy>(
         meta = policy.check_change(who, document, meta.as_ref(), before, &after)?;
     }
     Ok(AcceptedChanges { changes, meta })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use automerge::ROOT;
+    use automerge::transaction::Transactable;
+
+    use super::*;
+
+    /// A history of `length` changes, each made on the one before.
+    fn history(length: usize) -> Vec<Change> {
+        let mut doc = Automerge::new();
+        for round in 0..length {
+            let mut transaction = doc.transaction();
+            transaction.put(ROOT, "round", round as u64).unwrap();
+            transaction.commit();
+        }
+        doc.get_changes(&[])
+    }
+
+    #[test]
+    fn a_long_history_sent_backwards_is_taken_whole_and_in_order() {
+        let mut changes = history(2_000);
+        let last = changes.last().unwrap().hash();
+        changes.reverse();
+        let bytes: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let chunks: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+
+        let found = new_changes(&Automerge::new(), &chunks).unwrap();
+        assert!(found.orphans.is_empty());
+        let mut doc = Automerge::new();
+        for change in found.applicable {
+            // Applied one at a time, each must find its dependency there and become the
+            // head, not wait in automerge's queue.
+            let hash = change.hash();
+            doc.apply_changes([change]).unwrap();
+            assert_eq!(doc.get_heads(), vec![hash]);
+        }
+        assert_eq!(doc.get_heads(), vec![last]);
+    }
+
+    #[test]
+    fn a_change_without_its_dependency_waits_with_everything_after_it() {
+        let changes = history(3);
+        let bytes: Vec<Vec<u8>> = changes
+            .iter()
+            .skip(1)
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let chunks: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+
+        let found = new_changes(&Automerge::new(), &chunks).unwrap();
+        assert!(found.applicable.is_empty());
+        assert_eq!(found.orphans, bytes);
+    }
 }
