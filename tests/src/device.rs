@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How often a connected device gives the engine the time (handshake timeouts, eviction).
@@ -35,6 +36,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames a connection writes to its socket together at most.
 const FRAMES_PER_WRITE_MAX: u64 = 64;
+/// What each socket's read buffer starts at; a larger frame grows it as it arrives.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long [`Device::change`] waits for a document it has to load or ask the relay for.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -160,7 +163,10 @@ impl Device {
     pub async fn connect(&self, ws_url: &str) -> anyhow::Result<ConnectionId> {
         // Without Nagle's algorithm, as a browser's WebSocket: with it, a frame written while
         // the last is unacknowledged waits up to 40 ms for the relay's delayed ACK.
-        let opening = tokio_tungstenite::connect_async_with_config(ws_url, None, true);
+        // A read buffer of 8 KiB, as the relay's: the library's 128 KiB default is zeroed
+        // before every read, which was a twentieth of the benchmark's load devices' time.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let opening = tokio_tungstenite::connect_async_with_config(ws_url, Some(config), true);
         let (socket, _response) = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
             .map_err(|_| anyhow!("{}: opening {ws_url} timed out", self.shared.name))?
