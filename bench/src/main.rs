@@ -4,9 +4,11 @@
 //!
 //! Workloads: a (throughput), b (latency to a reviewer under a's load), c (idle devices
 //! and relay memory), d (reconnect with nothing new), e (first sync of a village),
-//! f (prefecture history), g (browser cold open), p (physical limits). Every relay runs on
+//! f (prefecture history), g (browser cold open), p (physical limits, and what automerge
+//! alone costs per change of a). Every relay runs on
 //! 127.0.0.1 and is started by the benchmark itself, fresh for every run.
 
+mod automerge_floor;
 mod cold_open;
 mod peers;
 mod physical;
@@ -325,6 +327,19 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         }
     }
     let fsync = Measured::of(&fsync);
+    // What automerge alone costs per change of (a), on as many documents as (a) changes.
+    let mut automerge_us = Vec::new();
+    if options.wants("p") || options.wants("a") {
+        let time = if options.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(5)
+        };
+        let documents = sizes.devices * sizes.documents_per_device;
+        for _ in 0..runs {
+            automerge_us.push(automerge_floor::microseconds_per_change(documents, time)?);
+        }
+    }
 
     // (a) as design §4 states it: the load devices alone, nobody following their
     // documents. (b)'s reviewer takes in every change too, and on two shared cores its
@@ -607,6 +622,30 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             peers: Vec::new(),
             target: None,
         });
+        // Both sides of (a)'s exchange in one thread; on two cores, with nothing else to
+        // do (no sockets, storage or access rules), that is the most (a) could reach.
+        let two_cores: Vec<f64> = automerge_us.iter().map(|us| 2e6 / us).collect();
+        for (what, unit, samples) in [
+            (
+                "automerge alone, one thread: a phone's change, its sync message, the relay's apply and acknowledgement",
+                "us/change",
+                &automerge_us,
+            ),
+            (
+                "changes/s two cores reach doing only that (2,000,000 / us per change)",
+                "changes/s",
+                &two_cores,
+            ),
+        ] {
+            figures.push(Figure {
+                workload: "p",
+                what: what.to_owned(),
+                unit,
+                ours: Measured::of(samples),
+                peers: Vec::new(),
+                target: None,
+            });
+        }
     }
     Ok(figures)
 }

@@ -20,7 +20,7 @@ use caresync_core::protocol::{DocumentId, Message, PeerId};
 use caresync_core::sync::{
     ConnectionId, Effect, MemoryStore, Notification, Repo, RepoConfig, Role, TrustingPolicy,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -36,6 +36,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames a connection writes to its socket together at most.
 const FRAMES_PER_WRITE_MAX: u64 = 64;
+/// Frames already received that a connection takes in under one lock at most.
+const FRAMES_PER_READ_MAX: usize = 64;
 /// What each socket's read buffer starts at; a larger frame grows it as it arrives.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long [`Device::change`] waits for a document it has to load or ask the relay for.
@@ -536,12 +538,17 @@ impl Shared {
 
     /// Runs one engine event, carries out every effect it caused, and wakes waiters.
     fn event<T>(&self, f: impl FnOnce(&mut State, u64) -> T) -> T {
-        let result = {
-            let mut state = self.lock();
-            let result = f(&mut state, now_ms());
+        self.events(|state, now_ms| {
+            let result = f(state, now_ms);
             state.carry_out_effects();
             result
-        };
+        })
+    }
+
+    /// Runs `f`, which gives the engine events and carries out their effects, under one
+    /// lock, then wakes waiters once.
+    fn events<T>(&self, f: impl FnOnce(&mut State, u64) -> T) -> T {
+        let result = f(&mut self.lock(), now_ms());
         self.changed.notify_waiters();
         result
     }
@@ -662,26 +669,47 @@ async fn run_connection(
                     break "closed by this device".to_owned();
                 }
             },
-            received = stream.next() => match received {
-                Some(Ok(WsMessage::Binary(frame))) => {
-                    shared.trace("<-", &frame);
-                    shared.event(|state, now_ms| {
-                        state.traffic.frames_received += 1;
-                        state.traffic.bytes_received += frame.len() as u64;
-                        state.repo.frame_received(now_ms, connection, &frame);
+            received = stream.next() => {
+                // The frames that arrived with this one are taken in under the same lock,
+                // one engine event each, and waiters are woken once: the answers they
+                // cause then leave in one write, as the relay's do.
+                let mut frames = Vec::new();
+                let mut next = Some(received);
+                let mut ended = None;
+                while let Some(received) = next.take() {
+                    match received {
+                        Some(Ok(WsMessage::Binary(frame))) => frames.push(frame),
+                        // Pings are answered by tungstenite itself; the protocol has no
+                        // text frames.
+                        Some(Ok(WsMessage::Close(frame))) => {
+                            ended = Some(match frame {
+                                Some(frame) => format!("closed by the server: {} {}", frame.code, frame.reason),
+                                None => "closed by the server".to_owned(),
+                            });
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => ended = Some(format!("the socket failed: {error}")),
+                        None => ended = Some("the server went away".to_owned()),
+                    }
+                    if ended.is_none() && frames.len() < FRAMES_PER_READ_MAX {
+                        next = stream.next().now_or_never();
+                    }
+                }
+                if !frames.is_empty() {
+                    shared.events(|state, now_ms| {
+                        for frame in &frames {
+                            shared.trace("<-", frame);
+                            state.traffic.frames_received += 1;
+                            state.traffic.bytes_received += frame.len() as u64;
+                            state.repo.frame_received(now_ms, connection, frame);
+                            state.carry_out_effects();
+                        }
                     });
                 }
-                Some(Ok(WsMessage::Close(frame))) => {
-                    break match frame {
-                        Some(frame) => format!("closed by the server: {} {}", frame.code, frame.reason),
-                        None => "closed by the server".to_owned(),
-                    };
+                if let Some(why) = ended {
+                    break why;
                 }
-                // Pings are answered by tungstenite itself; the protocol has no text frames.
-                Some(Ok(_)) => {}
-                Some(Err(error)) => break format!("the socket failed: {error}"),
-                None => break "the server went away".to_owned(),
-            },
+            }
             _ = ticker.tick() => shared.event(|state, now_ms| state.repo.tick(now_ms)),
         }
     };

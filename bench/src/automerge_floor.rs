@@ -1,0 +1,112 @@
+//! What automerge alone costs per change of workload (a): a lower bound under every
+//! relay built on it, and under the load devices that share the machine with it.
+//!
+//! One thread does both sides of (a)'s exchange for each document, in memory, with no
+//! sockets, storage, framing or access rules: the phone puts one field and commits,
+//! generates and encodes its sync message; the relay decodes it and applies the change,
+//! then generates and encodes its acknowledgement; the phone decodes that and learns
+//! that it has nothing more to send. Every relay measured does at least this per change
+//! (the JS server runs the same Rust core compiled to wasm), and so do our load devices.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT};
+
+use crate::peers;
+
+/// One document as the phone and the relay each hold it, with their sync states.
+struct Pair {
+    phone: Automerge,
+    relay: Automerge,
+    phone_sync: sync::State,
+    relay_sync: sync::State,
+}
+
+/// Sends every message either side has until neither has one (the first sync).
+fn settle(pair: &mut Pair) -> anyhow::Result<()> {
+    // A first sync of one small document takes a few messages; more means a bug here.
+    for _ in 0..16 {
+        let to_relay = pair.phone.generate_sync_message(&mut pair.phone_sync);
+        let to_phone = pair.relay.generate_sync_message(&mut pair.relay_sync);
+        if to_relay.is_none() && to_phone.is_none() {
+            return Ok(());
+        }
+        if let Some(message) = to_relay {
+            pair.relay
+                .receive_sync_message(&mut pair.relay_sync, message)?;
+        }
+        if let Some(message) = to_phone {
+            pair.phone
+                .receive_sync_message(&mut pair.phone_sync, message)?;
+        }
+    }
+    bail!("the first sync did not settle")
+}
+
+/// One change of (a), both sides, as automerge does it.
+fn round(pair: &mut Pair, value: &str) -> anyhow::Result<()> {
+    let mut transaction = pair.phone.transaction();
+    transaction.put(ROOT, "name", value)?;
+    transaction.commit();
+    let sent = pair
+        .phone
+        .generate_sync_message(&mut pair.phone_sync)
+        .ok_or_else(|| anyhow!("the phone had no message for its change"))?
+        .encode();
+    pair.relay
+        .receive_sync_message(&mut pair.relay_sync, sync::Message::decode(&sent)?)?;
+    let ack = pair
+        .relay
+        .generate_sync_message(&mut pair.relay_sync)
+        .ok_or_else(|| anyhow!("the relay had no acknowledgement"))?
+        .encode();
+    pair.phone
+        .receive_sync_message(&mut pair.phone_sync, sync::Message::decode(&ack)?)?;
+    if pair
+        .phone
+        .generate_sync_message(&mut pair.phone_sync)
+        .is_some()
+    {
+        bail!("the phone still had something to send after the acknowledgement");
+    }
+    Ok(())
+}
+
+/// Microseconds of one thread per change, over `documents` documents (the records (a)'s
+/// load devices create) changed in rounds until `time` has passed. The documents'
+/// histories grow as in (a), where each gets a change about every 0.1 s for 10 s.
+pub fn microseconds_per_change(documents: usize, time: Duration) -> anyhow::Result<f64> {
+    let mut pairs = Vec::with_capacity(documents);
+    for index in 0..documents {
+        let record = peers::child_record(index % crate::workloads::VILLAGES, &format!("c{index}"))?;
+        let mut phone = Automerge::new();
+        let mut transaction = phone.transaction();
+        record
+            .save(&mut transaction)
+            .context("the record could not be saved")?;
+        transaction.commit();
+        let mut pair = Pair {
+            phone,
+            relay: Automerge::new(),
+            phone_sync: sync::State::new(),
+            relay_sync: sync::State::new(),
+        };
+        settle(&mut pair)?;
+        pairs.push(pair);
+    }
+    let started = Instant::now();
+    let mut changes = 0u64;
+    let mut rounds = 0u64;
+    while started.elapsed() < time {
+        rounds += 1;
+        let value = format!("r{rounds}");
+        for pair in &mut pairs {
+            round(pair, &value)?;
+            changes += 1;
+        }
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / changes.max(1) as f64)
+}
