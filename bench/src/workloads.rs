@@ -116,8 +116,8 @@ const LOAD_DEVICES_NICE: i32 = 10;
 /// three busy threads, and the changes waiting for it were counted as the relay's latency.
 /// Measured on 30 Nov at about 10:48 UTC, two interleaved pairs of `--only b`: (b)'s p99
 /// 75.1 and 72.9 ms at this priority, 109 and 99.0 at the relay's, with the same rate.
-/// Every peer is measured the same way. Raising a priority needs `CAP_SYS_NICE` (root has it);
-/// without it the observers run at the relay's priority and the benchmark says so.
+/// Every peer is measured the same way. Raising a priority needs `CAP_SYS_NICE` (root has
+/// it); without it the observers run at the relay's priority and the benchmark says so.
 const OBSERVERS_NICE: i32 = -5;
 
 /// Gives the calling thread [`OBSERVERS_NICE`], or says once on stderr that it could not.
