@@ -5,8 +5,8 @@
 //! Workloads: a (throughput), b (latency to a reviewer under a's load), c (idle devices
 //! and relay memory), d (reconnect with nothing new), e (first sync of a village),
 //! f (prefecture history), g (browser cold open), p (physical limits, and what automerge
-//! alone costs per change of a). Every relay runs on
-//! 127.0.0.1 and is started by the benchmark itself, fresh for every run.
+//! alone costs per change of a). Every relay runs on 127.0.0.1 and is started by the
+//! benchmark itself, fresh for every run.
 
 mod automerge_floor;
 mod cold_open;
