@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT};
@@ -25,22 +25,49 @@ struct Pair {
     relay_sync: sync::State,
 }
 
+/// Sends `from`'s next message, if it has one, encoded and decoded as on the wire, to
+/// `to`; answers whether there was one.
+fn deliver(
+    from: &Automerge,
+    from_sync: &mut sync::State,
+    to: &mut Automerge,
+    to_sync: &mut sync::State,
+) -> anyhow::Result<bool> {
+    let Some(message) = from.generate_sync_message(from_sync) else {
+        return Ok(false);
+    };
+    to.receive_sync_message(to_sync, sync::Message::decode(&message.encode())?)?;
+    Ok(true)
+}
+
+impl Pair {
+    fn phone_to_relay(&mut self) -> anyhow::Result<bool> {
+        deliver(
+            &self.phone,
+            &mut self.phone_sync,
+            &mut self.relay,
+            &mut self.relay_sync,
+        )
+    }
+
+    fn relay_to_phone(&mut self) -> anyhow::Result<bool> {
+        deliver(
+            &self.relay,
+            &mut self.relay_sync,
+            &mut self.phone,
+            &mut self.phone_sync,
+        )
+    }
+}
+
 /// Sends every message either side has until neither has one (the first sync).
 fn settle(pair: &mut Pair) -> anyhow::Result<()> {
     // A first sync of one small document takes a few messages; more means a bug here.
     for _ in 0..16 {
-        let to_relay = pair.phone.generate_sync_message(&mut pair.phone_sync);
-        let to_phone = pair.relay.generate_sync_message(&mut pair.relay_sync);
-        if to_relay.is_none() && to_phone.is_none() {
+        let sent = pair.phone_to_relay()?;
+        let answered = pair.relay_to_phone()?;
+        if !sent && !answered {
             return Ok(());
-        }
-        if let Some(message) = to_relay {
-            pair.relay
-                .receive_sync_message(&mut pair.relay_sync, message)?;
-        }
-        if let Some(message) = to_phone {
-            pair.phone
-                .receive_sync_message(&mut pair.phone_sync, message)?;
         }
     }
     bail!("the first sync did not settle")
@@ -51,20 +78,12 @@ fn round(pair: &mut Pair, value: &str) -> anyhow::Result<()> {
     let mut transaction = pair.phone.transaction();
     transaction.put(ROOT, "name", value)?;
     transaction.commit();
-    let sent = pair
-        .phone
-        .generate_sync_message(&mut pair.phone_sync)
-        .ok_or_else(|| anyhow!("the phone had no message for its change"))?
-        .encode();
-    pair.relay
-        .receive_sync_message(&mut pair.relay_sync, sync::Message::decode(&sent)?)?;
-    let ack = pair
-        .relay
-        .generate_sync_message(&mut pair.relay_sync)
-        .ok_or_else(|| anyhow!("the relay had no acknowledgement"))?
-        .encode();
-    pair.phone
-        .receive_sync_message(&mut pair.phone_sync, sync::Message::decode(&ack)?)?;
+    if !pair.phone_to_relay()? {
+        bail!("the phone had no message for its change");
+    }
+    if !pair.relay_to_phone()? {
+        bail!("the relay had no acknowledgement");
+    }
     if pair
         .phone
         .generate_sync_message(&mut pair.phone_sync)
