@@ -329,6 +329,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     let fsync = Measured::of(&fsync);
     // What automerge alone costs per change of (a), on as many documents as (a) changes.
     let mut automerge_us = Vec::new();
+    let mut op_tree_us = Vec::new();
     if options.wants("p") || options.wants("a") {
         let time = if options.quick {
             Duration::from_millis(300)
@@ -337,7 +338,9 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         };
         let documents = sizes.devices * sizes.documents_per_device;
         for _ in 0..runs {
-            automerge_us.push(automerge_floor::microseconds_per_change(documents, time)?);
+            let (current, op_tree) = automerge_floor::microseconds_per_change(documents, time)?;
+            automerge_us.push(current);
+            op_tree_us.push(op_tree);
         }
     }
 
@@ -625,6 +628,12 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         // Both sides of (a)'s exchange in one thread; on two cores, with nothing else to
         // do (no sockets, storage or access rules), that is the most (a) could reach.
         let two_cores: Vec<f64> = automerge_us.iter().map(|us| 2e6 / us).collect();
+        // Run by run, so that each ratio compares two measurements minutes apart.
+        let slowdown: Vec<f64> = automerge_us
+            .iter()
+            .zip(&op_tree_us)
+            .map(|(current, op_tree)| current / op_tree)
+            .collect();
         for (what, unit, samples) in [
             (
                 "automerge alone, one thread: a phone's change, its sync message, the relay's apply and acknowledgement",
@@ -635,6 +644,16 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 "changes/s two cores reach doing only that (2,000,000 / us per change)",
                 "changes/s",
                 &two_cores,
+            ),
+            (
+                "the same with automerge 0.6.1 (operations in a tree, before the columns of 0.7)",
+                "us/change",
+                &op_tree_us,
+            ),
+            (
+                "automerge 0.12 against 0.6.1: times the work per change",
+                "x",
+                &slowdown,
             ),
         ] {
             figures.push(Figure {
