@@ -628,7 +628,8 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
         // Both sides of (a)'s exchange in one thread; on two cores, with nothing else to
         // do (no sockets, storage or access rules), that is the most (a) could reach.
         let two_cores: Vec<f64> = automerge_us.iter().map(|us| 2e6 / us).collect();
-        // Run by run, so that each ratio compares two measurements minutes apart.
+        // Run by run: the two are measured one after the other, seconds apart, so that a
+        // slow period of the machine slows both sides of each ratio.
         let slowdown: Vec<f64> = automerge_us
             .iter()
             .zip(&op_tree_us)
