@@ -23,7 +23,7 @@ use automerge::Automerge;
 use crate::peers;
 
 /// The documents (a)'s load devices create, each saved as a whole document.
-pub fn saved_documents(documents: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+fn saved_documents(documents: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     (0..documents)
         .map(|index| {
             let village = index % crate::workloads::VILLAGES;
