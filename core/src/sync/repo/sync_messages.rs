@@ -463,7 +463,7 @@ impl<P: Policy> Repo<P> {
                 if let Some(connection) = sender
                     && !state.has_pending_write()
                     && let Some(peer) = state.peers.get_mut(&connection)
-                    && let Some(message) = state.doc.generate_sync_message(peer.sync_mut())
+                    && let Some(message) = peer.answer(&state.doc)
                 {
                     outgoing.push((connection, message.encode(), false));
                 }
