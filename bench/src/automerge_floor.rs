@@ -108,6 +108,29 @@ macro_rules! exchange_with {
                 bail!("the first sync did not settle")
             }
 
+            /// The `saved` documents on the phone, each with `history` changes to its
+            /// name made there first, then synced to an empty relay.
+            fn synced_pairs(saved: &[Vec<u8>], history: usize) -> anyhow::Result<Vec<Pair>> {
+                let mut pairs = Vec::with_capacity(saved.len());
+                for bytes in saved {
+                    let mut phone = Automerge::load(bytes)?;
+                    for earlier in 0..history {
+                        let mut transaction = phone.transaction();
+                        transaction.put(ROOT, "name", format!("h{earlier}"))?;
+                        transaction.commit();
+                    }
+                    let mut pair = Pair {
+                        phone,
+                        relay: Automerge::new(),
+                        phone_sync: sync::State::new(),
+                        relay_sync: sync::State::new(),
+                    };
+                    settle(&mut pair)?;
+                    pairs.push(pair);
+                }
+                Ok(pairs)
+            }
+
             /// One change of (a), both sides, as automerge does it.
             fn round(pair: &mut Pair, value: &str) -> anyhow::Result<()> {
                 let mut transaction = pair.phone.transaction();
@@ -136,17 +159,7 @@ macro_rules! exchange_with {
                 saved: &[Vec<u8>],
                 time: Duration,
             ) -> anyhow::Result<f64> {
-                let mut pairs = Vec::with_capacity(saved.len());
-                for bytes in saved {
-                    let mut pair = Pair {
-                        phone: Automerge::load(bytes)?,
-                        relay: Automerge::new(),
-                        phone_sync: sync::State::new(),
-                        relay_sync: sync::State::new(),
-                    };
-                    settle(&mut pair)?;
-                    pairs.push(pair);
-                }
+                let mut pairs = synced_pairs(saved, 0)?;
                 let started = Instant::now();
                 let mut changes = 0u64;
                 let mut rounds = 0u64;
@@ -159,6 +172,44 @@ macro_rules! exchange_with {
                     }
                 }
                 Ok(started.elapsed().as_secs_f64() * 1e6 / changes.max(1) as f64)
+            }
+
+            /// Microseconds the relay takes to decode and take in the sync message of one
+            /// change, on the `saved` documents after `history` earlier changes to the
+            /// same field, over `rounds` changes to each. Only the relay's side is timed:
+            /// it is what grows with a record's history on the relay.
+            pub fn receive_microseconds(
+                saved: &[Vec<u8>],
+                history: usize,
+                rounds: usize,
+            ) -> anyhow::Result<f64> {
+                let mut pairs = synced_pairs(saved, history)?;
+                let mut receiving = Duration::ZERO;
+                let mut changes = 0u64;
+                for round in 0..rounds {
+                    let value = format!("r{round}");
+                    for pair in &mut pairs {
+                        let mut transaction = pair.phone.transaction();
+                        transaction.put(ROOT, "name", value.as_str())?;
+                        transaction.commit();
+                        let Some(message) = pair.phone.generate_sync_message(&mut pair.phone_sync)
+                        else {
+                            bail!("the phone had no message for its change");
+                        };
+                        let encoded = message.encode();
+                        let started = Instant::now();
+                        pair.relay.receive_sync_message(
+                            &mut pair.relay_sync,
+                            sync::Message::decode(&encoded)?,
+                        )?;
+                        receiving += started.elapsed();
+                        changes += 1;
+                        if !pair.relay_to_phone()? {
+                            bail!("the relay had no acknowledgement");
+                        }
+                    }
+                }
+                Ok(receiving.as_secs_f64() * 1e6 / changes.max(1) as f64)
             }
         }
     };
@@ -173,5 +224,23 @@ pub fn microseconds_per_change(documents: usize, time: Duration) -> anyhow::Resu
     let saved = saved_documents(documents)?;
     let current = current::microseconds_per_change(&saved, time)?;
     let op_tree = op_tree::microseconds_per_change(&saved, time)?;
+    Ok((current, op_tree))
+}
+
+/// The relay's receive of one change after `history` earlier changes to the same field,
+/// in microseconds: with the automerge the product uses, then with automerge 0.6.1.
+///
+/// automerge 0.12 walks every operation of the changed object when it applies a change,
+/// and a field's overwritten values stay operations of its record, so a record edited
+/// often costs the relay more for each new edit. (a)'s load devices edit each of their
+/// records about a hundred times in a ten-second run.
+pub fn receive_microseconds(
+    documents: usize,
+    history: usize,
+    rounds: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let saved = saved_documents(documents)?;
+    let current = current::receive_microseconds(&saved, history, rounds)?;
+    let op_tree = op_tree::receive_microseconds(&saved, history, rounds)?;
     Ok((current, op_tree))
 }

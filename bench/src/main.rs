@@ -4,9 +4,10 @@
 //!
 //! Workloads: a (throughput), b (latency to a reviewer under a's load), c (idle devices
 //! and relay memory), d (reconnect with nothing new), e (first sync of a village),
-//! f (prefecture history), g (browser cold open), p (physical limits, and what automerge
-//! alone costs per change of a). Every relay runs on 127.0.0.1 and is started by the
-//! benchmark itself, fresh for every run.
+//! f (prefecture history), g (browser cold open), p (physical limits, what automerge
+//! alone costs per change of a, and how the relay's receive of a change grows with a
+//! record's history). Every relay runs on 127.0.0.1 and is started by the benchmark
+//! itself, fresh for every run.
 
 mod automerge_floor;
 mod cold_open;
@@ -343,6 +344,30 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
             op_tree_us.push(op_tree);
         }
     }
+    // The relay's receive of one change as a record's history grows, with both versions.
+    let histories: &[usize] = if options.quick {
+        &[0, 30]
+    } else {
+        &[0, 100, 300, 1_000]
+    };
+    let (receive_documents, receive_rounds) = if options.quick { (10, 5) } else { (50, 20) };
+    let mut receive_us: Vec<(usize, Vec<f64>, Vec<f64>)> = histories
+        .iter()
+        .map(|&history| (history, Vec::new(), Vec::new()))
+        .collect();
+    if options.wants("p") {
+        for _ in 0..runs {
+            for (history, current_us, op_tree_us) in &mut receive_us {
+                let (current, op_tree) = automerge_floor::receive_microseconds(
+                    receive_documents,
+                    *history,
+                    receive_rounds,
+                )?;
+                current_us.push(current);
+                op_tree_us.push(op_tree);
+            }
+        }
+    }
 
     // (a) as design §4 states it: the load devices alone, nobody following their
     // documents. (b)'s reviewer takes in every change too, and on two shared cores its
@@ -663,6 +688,20 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
                 unit,
                 ours: Measured::of(samples),
                 peers: Vec::new(),
+                target: None,
+            });
+        }
+    }
+    if options.wants("p") {
+        for (history, current_us, op_tree_us) in &receive_us {
+            figures.push(Figure {
+                workload: "p",
+                what: format!(
+                    "automerge 0.12: the relay's receive of one change to a record whose field was changed {history} times before"
+                ),
+                unit: "us/change",
+                ours: Measured::of(current_us),
+                peers: vec![("automerge 0.6.1", Measured::of(op_tree_us))],
                 target: None,
             });
         }
