@@ -39,11 +39,10 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(1_800);
 
 pub fn run(quick: bool) -> anyhow::Result<Vec<crate::report::Figure>> {
     let root = workspace_root()?;
+    build_wasm(root)?;
     let wasm = root.join("web-demo/pkg/caresync_wasm_bg.wasm");
     if !wasm.is_file() || !root.join("web-demo/pkg/caresync_wasm.js").is_file() {
-        bail!(
-            "web-demo/pkg is not built: run scripts/test.sh or scripts/run.sh first (they build the wasm)"
-        );
+        bail!("the wasm build left no web-demo/pkg/caresync_wasm_bg.wasm and caresync_wasm.js");
     }
     if !Path::new(CHROMIUM).is_file() {
         bail!("{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium");
@@ -184,6 +183,30 @@ fn run_script(js: &Path, base: &str, runs: usize) -> anyhow::Result<serde_json::
         .find(|line| line.starts_with('{'))
         .with_context(|| format!("the cold-open script printed no JSON line:\n{stdout}"))?;
     serde_json::from_str(line).with_context(|| format!("the cold-open script printed {line}"))
+}
+
+/// Builds the browser module into `web-demo/pkg` with the steps `scripts/run.sh` takes
+/// (from `scripts/lib.sh`), so that (g) measures the wasm of the code checked out: the
+/// relay serves the app from that folder, and a build left there by an earlier checkout
+/// was measured before without a word. Quick when nothing changed (under a second).
+fn build_wasm(root: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            "set -euo pipefail; source scripts/lib.sh; \
+             ensure_wasm_target; ensure_wasm_bindgen_cli; build_wasm",
+        ])
+        .current_dir(root)
+        // The build's progress goes where the benchmark's does; stdout is the table.
+        .stdout(std::io::stderr())
+        .status()
+        .context("cannot run bash to build the wasm")?;
+    if !status.success() {
+        bail!("building the wasm with scripts/lib.sh failed ({status})");
+    }
+    eprintln!("[g] wasm built in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// The wasm's size after `gzip -9`, the same measure `scripts/lib.sh` prints at each build.
