@@ -230,10 +230,11 @@ pub fn microseconds_per_change(documents: usize, time: Duration) -> anyhow::Resu
 /// The relay's receive of one change after `history` earlier changes to the same field,
 /// in microseconds: with the automerge the product uses, then with automerge 0.6.1.
 ///
-/// automerge 0.12 walks every operation of the changed object when it applies a change,
-/// and a field's overwritten values stay operations of its record, so a record edited
-/// often costs the relay more for each new edit. (a)'s load devices edit each of their
-/// records about a hundred times in a ten-second run.
+/// A field's overwritten values stay operations of its record, and with either version
+/// the apply of a change takes longer the more operations the changed object holds (0.12
+/// walks all of them), so a record edited often costs the relay more for each new edit.
+/// (a)'s load devices edit each of their records about a hundred times in a ten-second
+/// run.
 pub fn receive_microseconds(
     documents: usize,
     history: usize,
