@@ -41,7 +41,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
     let size = file_size(&db)?;
     // The generator makes about the number asked for; the figure names what the file holds.
     let stored = DocumentStore::open(&db)?.document_count()?;
-    println!(
+    eprintln!(
         "[f] prefecture: {} ({:.0} MB)",
         db.display(),
         size as f64 / 1e6
@@ -51,7 +51,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
         .components()
         .any(|part| part.as_os_str() == "release")
     {
-        println!(
+        eprintln!(
             "[f] warning: the relay is not a release build ({}); set CARESYNC_RELAY_PROFILE=release",
             binary.display()
         );
@@ -72,7 +72,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
         wait_healthy(&process.http_base())?;
         let took = millis(started.elapsed());
         let own = relay_started_ms(&process.output());
-        println!(
+        eprintln!(
             "[f] start {}: healthz after {took:.0} ms (relay's own `relay ready` started_ms: {})",
             attempt + 1,
             own.map_or("-".to_owned(), |ms| format!("{ms:.0}"))
@@ -93,7 +93,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
     // a reboot of the machine, and the first dashboard after it, which reads its pages.
     let in_memory = is_in_memory(&db);
     if in_memory {
-        println!(
+        eprintln!(
             "[f] note: {} is in memory (tmpfs), so the cold starts read it from memory too",
             db.display()
         );
@@ -116,7 +116,7 @@ pub fn run(quick: bool) -> anyhow::Result<Vec<Figure>> {
             });
         stop(&mut process)?;
         let (took, dashboard) = first?;
-        println!(
+        eprintln!(
             "[f] cold start {}: healthz after {took:.0} ms; then the first dashboard of township {township}: {dashboard:.0} ms",
             attempt + 1
         );
@@ -212,7 +212,7 @@ fn prefecture(documents: u64) -> anyhow::Result<PathBuf> {
         bench_data::GENERATOR_VERSION
     ));
     if path.exists() {
-        println!(
+        eprintln!(
             "[f] reusing the prefecture generated earlier: {} (delete it to make a new one)",
             path.display()
         );
@@ -231,7 +231,7 @@ fn prefecture(documents: u64) -> anyhow::Result<PathBuf> {
         }
     }
     let shape = Shape::for_documents(documents);
-    println!(
+    eprintln!(
         "[f] generating a prefecture of about {} documents ({} districts, {} townships, {} villages) into {}",
         number(documents),
         shape.districts,
@@ -247,7 +247,7 @@ fn prefecture(documents: u64) -> anyhow::Result<PathBuf> {
         if done >= next_report {
             next_report = (done / step + 1) * step;
             let seconds = started.elapsed().as_secs_f64();
-            println!(
+            eprintln!(
                 "[f]   {} documents ({:.0}%), {:.0} docs/s, {:.0} s ({} CPU s)",
                 number(done),
                 done as f64 * 100.0 / documents as f64,
@@ -264,7 +264,7 @@ fn prefecture(documents: u64) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
     // Wall time depends on what else the machine runs; the CPU time says what generating
     // costs on its own (two cores give about half of it as wall time).
-    println!(
+    eprintln!(
         "[f] generated {} documents ({} changes, {} accounts, {} org units) in {:.0} s ({:.0} docs/s; {} CPU s), {:.0} MB; kept for later runs at {}",
         number(generated.documents),
         number(generated.changes),
@@ -474,7 +474,7 @@ fn measure_reports(
     // printed, and left out of the medians (statements are prepared and pages read then).
     for request in &requests {
         let (took, bytes) = get(&client, request)?;
-        println!(
+        eprintln!(
             "[f] first {} for township {township} ({}): {took:.1} ms, {bytes} bytes",
             request.name, reviewer
         );
