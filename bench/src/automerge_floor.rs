@@ -115,9 +115,7 @@ macro_rules! exchange_with {
                 for bytes in saved {
                     let mut phone = Automerge::load(bytes)?;
                     for earlier in 0..history {
-                        let mut transaction = phone.transaction();
-                        transaction.put(ROOT, "name", format!("h{earlier}"))?;
-                        transaction.commit();
+                        rename(&mut phone, &format!("h{earlier}"))?;
                     }
                     let mut pair = Pair {
                         phone,
@@ -131,11 +129,17 @@ macro_rules! exchange_with {
                 Ok(pairs)
             }
 
-            /// One change of (a), both sides, as automerge does it.
-            fn round(pair: &mut Pair, value: &str) -> anyhow::Result<()> {
-                let mut transaction = pair.phone.transaction();
+            /// The phone's edit in (a): the name put and committed.
+            fn rename(phone: &mut Automerge, value: &str) -> anyhow::Result<()> {
+                let mut transaction = phone.transaction();
                 transaction.put(ROOT, "name", value)?;
                 transaction.commit();
+                Ok(())
+            }
+
+            /// One change of (a), both sides, as automerge does it.
+            fn round(pair: &mut Pair, value: &str) -> anyhow::Result<()> {
+                rename(&mut pair.phone, value)?;
                 if !pair.phone_to_relay()? {
                     bail!("the phone had no message for its change");
                 }
@@ -189,9 +193,7 @@ macro_rules! exchange_with {
                 for round in 0..rounds {
                     let value = format!("r{round}");
                     for pair in &mut pairs {
-                        let mut transaction = pair.phone.transaction();
-                        transaction.put(ROOT, "name", value.as_str())?;
-                        transaction.commit();
+                        rename(&mut pair.phone, &value)?;
                         let Some(message) = pair.phone.generate_sync_message(&mut pair.phone_sync)
                         else {
                             bail!("the phone had no message for its change");
