@@ -352,22 +352,20 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Figure>> {
     };
     let (receive_documents, receive_rounds) = if options.quick { (10, 5) } else { (50, 20) };
     // Each history length with its samples for 0.12 and 0.6.1; empty unless `p` runs.
-    let mut receive_us: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
-    if options.wants("p") {
-        receive_us = histories
+    let mut receive_us: Vec<(usize, Vec<f64>, Vec<f64>)> = if options.wants("p") {
+        histories
             .iter()
             .map(|&history| (history, Vec::new(), Vec::new()))
-            .collect();
-        for _ in 0..runs {
-            for (history, current_us, op_tree_us) in &mut receive_us {
-                let (current, op_tree) = automerge_floor::receive_microseconds(
-                    receive_documents,
-                    *history,
-                    receive_rounds,
-                )?;
-                current_us.push(current);
-                op_tree_us.push(op_tree);
-            }
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for _ in 0..runs {
+        for (history, current_us, op_tree_us) in &mut receive_us {
+            let (current, op_tree) =
+                automerge_floor::receive_microseconds(receive_documents, *history, receive_rounds)?;
+            current_us.push(current);
+            op_tree_us.push(op_tree);
         }
     }
 
