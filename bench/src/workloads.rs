@@ -16,6 +16,8 @@ use crate::peers::{self, Peer};
 /// How long one device may wait for an acknowledgement before the benchmark gives up on
 /// it (a relay that falls that far behind has failed the workload anyway).
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a slow set-up of the load devices prints how far it got.
+const SETUP_PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// How long after the last frame a sync counts as finished, for relays that do not say.
 const QUIET: Duration = Duration::from_millis(500);
 /// Villages of the benchmark's township; load devices are spread over them.
@@ -175,6 +177,11 @@ pub async fn load(peer: &Peer, sizes: &Sizes, phase: LoadPhase) -> anyhow::Resul
             .collect(),
         sizes: *sizes,
         paced,
+        progress_label: format!(
+            "[{}] {}",
+            if phase == LoadPhase::Alone { "a" } else { "b" },
+            peer.kind.name()
+        ),
     };
     let (documents_tx, documents_rx) = tokio::sync::oneshot::channel();
     let (load_start_tx, load_start_rx) = tokio::sync::oneshot::channel::<(Instant, Instant)>();
@@ -318,6 +325,8 @@ struct LoadDevices {
     devices: Vec<(Device, String)>,
     sizes: Sizes,
     paced: bool,
+    /// Starts the set-up's progress lines: the workload and the relay under test.
+    progress_label: String,
 }
 
 impl LoadDevices {
@@ -333,9 +342,12 @@ impl LoadDevices {
             devices: unconnected,
             sizes,
             paced,
+            progress_label,
         } = self;
         // Connect and create every document first: only the steady state is timed.
         let mut devices = Vec::new();
+        let setup_started = Instant::now();
+        let mut progress_said = setup_started;
         for (village, (device, url)) in unconnected.into_iter().enumerate() {
             // One village (one director account) per device, as in the field: a
             // director's phone is told of every record of its village, so devices sharing
@@ -347,12 +359,28 @@ impl LoadDevices {
                 let name = format!("c{village}-{d}");
                 docs.push(device.create(&peers::child_record(village, &name)?)?);
             }
-            devices.push((Arc::new(device), docs));
-        }
-        for (device, docs) in &devices {
-            wait_all_synced(device, docs)
+            // Each device's documents are stored before the next device joins, so that a
+            // relay whose work per message grows with its connections and documents
+            // (samod's hub) answers each `join` with nothing queued ahead of it. With
+            // all devices creating at once, samod's answer to the 117th `join` took
+            // longer than core's handshake limit and the set-up failed.
+            let device_started = Instant::now();
+            wait_all_synced(&device, &docs)
                 .await
-                .context("setup never acknowledged")?;
+                .with_context(|| format!("load-{village}: set-up never acknowledged"))?;
+            devices.push((Arc::new(device), docs));
+            // A set-up that takes minutes says how far it got; a quick one says nothing.
+            if progress_said.elapsed() >= SETUP_PROGRESS_EVERY {
+                progress_said = Instant::now();
+                eprintln!(
+                    "{progress_label}: {} of {} load devices set up in {:.0} s \
+                     (the last one's documents stored in {:.1} s)",
+                    devices.len(),
+                    sizes.devices,
+                    setup_started.elapsed().as_secs_f64(),
+                    device_started.elapsed().as_secs_f64(),
+                );
+            }
         }
         let all = devices.iter().flat_map(|(_, docs)| docs.clone()).collect();
         if documents.send(all).is_err() {
